@@ -1,0 +1,1 @@
+"""prismatic_usage: Prismatic usage metrics as billing-ready pandas frames."""

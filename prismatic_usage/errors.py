@@ -1,0 +1,89 @@
+"""The exceptions prismatic_usage raises, chosen by what the caller does next.
+
+::
+
+    PrismaticUsageError                 base class; catch this for "anything from us"
+    ├── ConfigurationError (ValueError) fix an argument or environment variable
+    ├── AuthenticationError             get a valid token (``prism me:token``)
+    ├── APIError                        the API answered, but not usefully
+    │   ├── QueryError                  GraphQL errors in the answer (``.errors``)
+    │   ├── MalformedResponseError      the answer has the wrong shape or types
+    │   └── PaginationError             the server's paging is inconsistent
+    ├── RetriesExhaustedError           transient failures outlasted the retry budget
+    └── OutputError                     the report cannot be written where asked
+
+Messages never contain the API token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "ConfigurationError",
+    "MalformedResponseError",
+    "OutputError",
+    "PaginationError",
+    "PrismaticUsageError",
+    "QueryError",
+    "RetriesExhaustedError",
+]
+
+
+class PrismaticUsageError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class ConfigurationError(PrismaticUsageError, ValueError):
+    """An argument or environment variable is missing or invalid."""
+
+
+class AuthenticationError(PrismaticUsageError):
+    """The API refused the token (HTTP 401/403), or no token was given."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class APIError(PrismaticUsageError):
+    """The API answered, but the answer cannot be used."""
+
+
+class QueryError(APIError):
+    """The API returned GraphQL errors for a query.
+
+    ``errors`` holds the error objects as the server sent them; ``context``
+    names the query and the customer or instance it concerned.
+    """
+
+    def __init__(
+        self, message: str, *, errors: Sequence[Mapping[str, Any]] = (), context: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.errors = list(errors)
+        self.context = context
+
+
+class MalformedResponseError(APIError):
+    """A response is not JSON, or a field is missing or has the wrong type."""
+
+
+class PaginationError(APIError):
+    """Pages contradict each other: a repeated cursor, or a total that does not add up."""
+
+
+class RetriesExhaustedError(PrismaticUsageError):
+    """A request kept failing with transient errors until the retry budget ran out."""
+
+    def __init__(self, message: str, *, attempts: int, last_status: int | None) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.last_status = last_status
+
+
+class OutputError(PrismaticUsageError):
+    """The output directory or file cannot be created or written."""

@@ -1,0 +1,216 @@
+"""Raw records: what the fetcher returns and the pipelines consume.
+
+Records are kept as Arrow tables with one declared schema per kind. At a million
+hourly snapshots a list of dicts costs ~1 KB a record in CPython; Arrow columns
+cost ~60 bytes, build in chunks while pages arrive, and hand pandas typed columns
+without a per-record Python loop. Integers are int64 end to end (BigInt values
+above 2**53 stay exact); timestamps are parsed once, at ingest, to UTC microseconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import MalformedResponseError
+
+__all__ = [
+    "CUSTOMER_SCHEMA",
+    "DAILY_METRIC_SCHEMA",
+    "INSTANCE_SCHEMA",
+    "SNAPSHOT_SCHEMA",
+    "FetchStats",
+    "TableBuilder",
+    "UsageRecords",
+]
+
+UTC_MICROS = pa.timestamp("us", tz="UTC")
+
+CUSTOMER_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("external_id", pa.string()),
+    ]
+)
+INSTANCE_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("customer_id", pa.string(), nullable=False),
+        pa.field("integration_name", pa.string()),
+    ]
+)
+SNAPSHOT_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("customer_id", pa.string(), nullable=False),
+        pa.field("snapshot_time", UTC_MICROS, nullable=False),
+        pa.field("deployed_instance_count", pa.int64(), nullable=False),
+        pa.field("deployed_unique_integration_count", pa.int64(), nullable=False),
+    ]
+)
+DAILY_METRIC_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("instance_id", pa.string(), nullable=False),
+        pa.field("snapshot_date", pa.date32(), nullable=False),
+        pa.field("successful_execution_count", pa.int64(), nullable=False),
+        pa.field("failed_execution_count", pa.int64(), nullable=False),
+        pa.field("step_count", pa.int64(), nullable=False),
+        pa.field("spend_mb_secs", pa.int64(), nullable=False),
+    ]
+)
+
+_INT64_MAX = 2**63 - 1
+
+
+def _exact_int(value: Any, *, field_name: str) -> int:
+    """A BigInt/Int value as a Python int; accepts JSON numbers and numeric strings, never floats."""
+    if isinstance(value, bool):
+        raise MalformedResponseError(f"field {field_name!r}: expected an integer, got {value!r}")
+    if isinstance(value, int):
+        result = value
+    elif (isinstance(value, str) and value.strip().lstrip("+-").isdigit()) or (
+        isinstance(value, float) and value.is_integer() and abs(value) < 2**53
+    ):
+        result = int(value)
+    else:
+        raise MalformedResponseError(f"field {field_name!r}: expected an integer, got {value!r}")
+    if not -_INT64_MAX - 1 <= result <= _INT64_MAX:
+        raise MalformedResponseError(f"field {field_name!r}: {result} does not fit in int64")
+    return result
+
+
+class TableBuilder:
+    """Accumulates rows for one record kind and turns them into an Arrow table.
+
+    Pages arrive as columns of plain JSON values (timestamps and dates still
+    strings) and are converted to the declared schema in chunks, so memory stays
+    close to the Arrow size even for millions of rows.
+    """
+
+    CHUNK_ROWS = 65_536
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = schema
+        self._names: list[str] = list(schema.names)
+        self._columns: dict[str, list[Any]] = {name: [] for name in self._names}
+        self._pending = 0
+        self._batches: list[pa.RecordBatch] = []
+        self._rows = 0
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def append_columns(self, columns: Mapping[str, Sequence[Any]]) -> None:
+        """Add equally long columns, one per schema field."""
+        lengths = {len(columns[name]) for name in self._names}
+        if len(lengths) != 1:
+            raise ValueError(f"columns of unequal length: {sorted(lengths)}")
+        (count,) = lengths
+        for name in self._names:
+            self._columns[name].extend(columns[name])
+        self._pending += count
+        self._rows += count
+        if self._pending >= self.CHUNK_ROWS:
+            self._flush()
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        """Add one row given as a mapping of field name to value."""
+        self.append_columns({name: [row.get(name)] for name in self._names})
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        arrays = [_to_arrow(self._columns[f.name], f) for f in self.schema]
+        self._batches.append(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
+        self._columns = {name: [] for name in self._names}
+        self._pending = 0
+
+    def finish(self) -> pa.Table:
+        """The accumulated rows as one table with the declared schema."""
+        self._flush()
+        if not self._batches:
+            return self.schema.empty_table()
+        return pa.Table.from_batches(self._batches, schema=self.schema)
+
+
+def _to_arrow(values: Sequence[Any], f: pa.Field) -> pa.Array:
+    """Convert one column of JSON values to the field's type, naming the field on failure."""
+    try:
+        if pa.types.is_timestamp(f.type) or pa.types.is_date(f.type):
+            if not all(type(v) is str for v in values):
+                bad = next(v for v in values if type(v) is not str)
+                raise MalformedResponseError(
+                    f"field {f.name!r}: expected an ISO string, got {bad!r}"
+                )
+            array = pc.cast(pa.array(values, type=pa.string()), f.type)
+        elif pa.types.is_integer(f.type):
+            if not all(type(v) is int for v in values):
+                # BigInt may arrive as numeric strings; never let a float through.
+                values = [_exact_int(v, field_name=f.name) for v in values]
+            array = pa.array(values, type=f.type)
+        else:
+            if not all(v is None or type(v) is str for v in values):
+                bad = next(v for v in values if not (v is None or type(v) is str))
+                raise MalformedResponseError(f"field {f.name!r}: expected a string, got {bad!r}")
+            array = pa.array(values, type=f.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+        raise MalformedResponseError(f"field {f.name!r}: {exc}") from exc
+    if not f.nullable and array.null_count:
+        raise MalformedResponseError(f"field {f.name!r}: missing value in a non-null field")
+    return array
+
+
+@dataclass(frozen=True)
+class FetchStats:
+    """What a fetch cost: how many requests, pages and retries, and how long it took."""
+
+    requests: int = 0
+    page_units: int = 0
+    retries: int = 0
+    throttled: int = 0
+    splits: int = 0
+    pack: int = 1
+    duplicates_dropped: int = 0
+    rows: int = 0
+    seconds: float = 0.0
+    org_wide_snapshots: bool = False
+    org_wide_metrics: bool = False
+    max_in_flight: int = 0
+
+    def summary(self) -> str:
+        """One line for logs and the CLI."""
+        return (
+            f"{self.requests} requests ({self.page_units} pages, pack {self.pack}, "
+            f"{self.retries} retries, {self.splits} splits), {self.rows} rows "
+            f"in {self.seconds:.1f} s"
+        )
+
+
+@dataclass(frozen=True)
+class UsageRecords:
+    """Everything fetched for one date range, as raw typed tables.
+
+    ``start`` and ``end`` are inclusive calendar days in ``tz``.
+    """
+
+    start: dt.date
+    end: dt.date
+    tz: str
+    customers: pa.Table = field(default_factory=CUSTOMER_SCHEMA.empty_table)
+    instances: pa.Table = field(default_factory=INSTANCE_SCHEMA.empty_table)
+    snapshots: pa.Table = field(default_factory=SNAPSHOT_SCHEMA.empty_table)
+    daily_metrics: pa.Table = field(default_factory=DAILY_METRIC_SCHEMA.empty_table)
+    stats: FetchStats = field(default_factory=FetchStats)
+
+    @property
+    def row_count(self) -> int:
+        tables = (self.customers, self.instances, self.snapshots, self.daily_metrics)
+        return sum(int(table.num_rows) for table in tables)

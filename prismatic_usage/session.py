@@ -1,0 +1,292 @@
+"""One gql session to the API: sends a request, survives transient faults, maps errors.
+
+Everything gql or aiohttp can raise is translated here, by type, into the
+library's own exceptions (see :mod:`prismatic_usage.errors`). Retries are ours,
+not gql's: 429 waits as told and slows the shared pace, 5xx / resets / timeouts
+back off exponentially with full jitter, 401 refreshes the token once when a
+refresh token is available, and everything else fails fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from gql import Client, GraphQLRequest
+from gql.transport.aiohttp import AIOHTTPTransport
+from gql.transport.exceptions import (
+    TransportAlreadyConnected,
+    TransportClosed,
+    TransportConnectionFailed,
+    TransportError,
+    TransportProtocolError,
+    TransportQueryError,
+    TransportServerError,
+)
+
+from .config import Connection, FetchOptions
+from .errors import (
+    APIError,
+    AuthenticationError,
+    MalformedResponseError,
+    RetriesExhaustedError,
+)
+from .pacing import RequestGate
+
+__all__ = ["Answer", "ApiSession", "RequestTooLarge"]
+
+log = logging.getLogger(__name__)
+
+_BACKOFF_BASE = 0.5
+_BACKOFF_CAP = 30.0
+_REFUSED_TOKEN_HINT = (
+    "get a fresh one with `prism me:token` (or from <stack URL>/get_auth_token/) "
+    "and set PRISMATIC_API_KEY"
+)
+
+
+class RequestTooLarge(APIError):
+    """The server refused a request as a whole (HTTP 400/413, or it timed out).
+
+    Raised only for splittable requests, so the caller can split the pack in two.
+    """
+
+
+@dataclass
+class Answer:
+    """A GraphQL answer: ``data`` (possibly partial or None) and ``errors``."""
+
+    data: Mapping[str, Any] | None
+    errors: Sequence[Mapping[str, Any]] = ()
+
+
+@dataclass
+class _Failure:
+    """One failed attempt, classified."""
+
+    description: str
+    status: int | None = None
+    retry_after: float | None = None
+
+
+@dataclass
+class SessionCounters:
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    refreshed: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+
+
+async def _raise_for_bad_status(response: aiohttp.ClientResponse) -> None:
+    # gql maps a JSON body to a status-less TransportQueryError whatever the HTTP
+    # status; raising here keeps the status (and Retry-After) authoritative.
+    # A 400 may still carry GraphQL errors, so it is left to gql.
+    if response.status >= 400 and response.status != 400:
+        response.raise_for_status()
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+class ApiSession:
+    """Sends GraphQL requests for one fetch, sharing a gate, a token and a budget."""
+
+    def __init__(self, connection: Connection, options: FetchOptions, gate: RequestGate) -> None:
+        self._connection = connection
+        self._options = options
+        self._gate = gate
+        self._token_version = 0
+        self._refresh_lock = asyncio.Lock()
+        self.counters = SessionCounters()
+        transport = AIOHTTPTransport(
+            url=connection.api_url,
+            headers={"Prismatic-Client": "prismatic-usage"},
+            client_session_args={
+                "raise_for_status": _raise_for_bad_status,
+                "timeout": aiohttp.ClientTimeout(total=options.timeout),
+            },
+            ssl=True,
+        )
+        # No schema on the runtime client: documents are validated once when
+        # built (queries.py), not on every request (~3 ms each).
+        self._client = Client(transport=transport, execute_timeout=options.timeout + 5)
+        self._session: Any = None
+
+    def __repr__(self) -> str:
+        return f"ApiSession({self._connection!r})"
+
+    async def __aenter__(self) -> ApiSession:
+        self._session = await self._client.connect_async()  # type: ignore[no-untyped-call]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._client.close_async()  # type: ignore[no-untyped-call]
+
+    async def send(self, request: GraphQLRequest, *, what: str, splittable: bool) -> Answer:
+        """Send one request, retrying transient failures; ``what`` names it in errors."""
+        started = time.monotonic()
+        attempts = 0
+        while True:
+            attempts += 1
+            token_version = self._token_version
+            async with self._gate.slot():
+                self.counters.requests += 1
+                failure = await self._attempt(request, what=what, splittable=splittable)
+            if isinstance(failure, Answer):
+                self._gate.succeeded()
+                return failure
+            if failure.status in (401, 403):
+                if failure.status == 401 and await self._refresh(token_version):
+                    continue
+                raise AuthenticationError(
+                    f"the API refused the token (HTTP {failure.status}); {_REFUSED_TOKEN_HINT}",
+                    status=failure.status,
+                )
+            elapsed = time.monotonic() - started
+            if failure.status == 429:
+                self.counters.throttled += 1
+                wait = failure.retry_after if failure.retry_after is not None else 1.0
+                wait = min(wait, self._options.max_retry_seconds)
+                self._gate.throttled(wait)
+                wait = 0.0  # the gate now holds every task until the pause is over
+            else:
+                wait = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempts - 1)))
+            if attempts >= self._options.max_attempts or (
+                elapsed + wait > self._options.max_retry_seconds
+            ):
+                raise RetriesExhaustedError(
+                    f"{what} failed after {attempts} attempts over {elapsed:.0f} s; "
+                    f"last error: {failure.description}",
+                    attempts=attempts,
+                    last_status=failure.status,
+                )
+            self.counters.retries += 1
+            log.info("retrying %s in %.1f s: %s", what, wait, failure.description)
+            if wait:
+                await asyncio.sleep(wait)
+
+    async def _attempt(
+        self, request: GraphQLRequest, *, what: str, splittable: bool
+    ) -> Answer | _Failure:
+        """One HTTP round trip: an Answer, or a classified transient failure."""
+        headers = {"Authorization": f"Bearer {self._connection.token}"}
+        log.debug("POST %s: %s", self._connection.api_url, what)
+        try:
+            result = await self._session.execute(
+                request, get_execution_result=True, extra_args={"headers": headers}
+            )
+        except TransportQueryError as exc:
+            self._count_status(200)
+            return Answer(data=exc.data, errors=list(exc.errors or []))
+        except TransportConnectionFailed as exc:
+            return self._classify_connection_failure(exc, what=what, splittable=splittable)
+        except TransportServerError as exc:
+            status = exc.code
+            self._count_status(status)
+            if status in (400, 413) and splittable:
+                raise RequestTooLarge(f"{what}: HTTP {status}") from exc
+            if status is not None and 400 <= status < 500 and status not in (401, 403, 429):
+                raise APIError(f"{what}: the API answered HTTP {status}") from exc
+            return _Failure(f"HTTP {status}", status=status)
+        except TransportProtocolError as exc:
+            raise MalformedResponseError(
+                f"{what}: the answer is not GraphQL JSON (an HTML error page?); "
+                "check the URL points at a Prismatic stack"
+            ) from exc
+        except (TransportClosed, TransportAlreadyConnected) as exc:
+            raise APIError(f"{what}: the connection was closed unexpectedly") from exc
+        except TransportError as exc:
+            raise APIError(f"{what}: {type(exc).__name__}") from exc
+        except TimeoutError:
+            if splittable:
+                raise RequestTooLarge(f"{what}: timed out") from None
+            return _Failure(f"timed out after {self._options.timeout:.0f} s")
+        self._count_status(200)
+        data = result.data
+        if not isinstance(data, Mapping):
+            raise MalformedResponseError(f"{what}: the answer has no 'data' object")
+        return Answer(data=data)
+
+    def _classify_connection_failure(
+        self, exc: TransportConnectionFailed, *, what: str, splittable: bool
+    ) -> _Failure:
+        cause = exc.__cause__
+        if isinstance(cause, aiohttp.ClientResponseError):
+            status = cause.status
+            self._count_status(status)
+            headers: Mapping[str, str] = cause.headers or {}
+            if status == 413 and splittable:
+                raise RequestTooLarge(f"{what}: HTTP 413") from exc
+            if status in (401, 403, 429) or status >= 500:
+                return _Failure(
+                    f"HTTP {status}",
+                    status=status,
+                    retry_after=parse_retry_after(headers.get("Retry-After")),
+                )
+            raise APIError(f"{what}: the API answered HTTP {status}") from exc
+        if isinstance(cause, TimeoutError | asyncio.TimeoutError):
+            if splittable:
+                raise RequestTooLarge(f"{what}: timed out") from exc
+            return _Failure(f"timed out after {self._options.timeout:.0f} s")
+        if isinstance(cause, aiohttp.ClientConnectorError):
+            return _Failure(f"cannot connect to {self._connection.base_url} ({cause.strerror})")
+        return _Failure(f"connection failed ({type(cause).__name__ if cause else 'unknown'})")
+
+    def _count_status(self, status: int | None) -> None:
+        if status is not None:
+            self.counters.statuses[status] = self.counters.statuses.get(status, 0) + 1
+
+    async def _refresh(self, seen_version: int) -> bool:
+        """Exchange the refresh token once per run; True if a new token is in place."""
+        async with self._refresh_lock:
+            if self._token_version != seen_version:
+                return True  # another task refreshed while this request was out
+            if not self._connection.refresh_token or self.counters.refreshed:
+                return False
+            self.counters.refreshed += 1
+            body: dict[str, str] = {"refresh_token": self._connection.refresh_token}
+            if self._connection.tenant_id:
+                body["tenant_id"] = self._connection.tenant_id
+            timeout = aiohttp.ClientTimeout(total=self._options.timeout)
+            try:
+                async with (
+                    aiohttp.ClientSession(timeout=timeout) as http,
+                    http.post(self._connection.refresh_url, json=body) as response,
+                ):
+                    if response.status != 200:
+                        log.warning("token refresh refused (HTTP %s)", response.status)
+                        return False
+                    payload = await response.json(content_type=None)
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                log.warning("token refresh failed: %s", type(exc).__name__)
+                return False
+            token = payload.get("access_token") if isinstance(payload, dict) else None
+            if not isinstance(token, str) or not token:
+                log.warning("token refresh answer has no access_token")
+                return False
+            self._connection = self._connection.with_token(token)
+            self._token_version += 1
+            log.info("access token refreshed")
+            return True
