@@ -1,0 +1,187 @@
+"""The report frames' columns, declared once.
+
+Each report has one ordered declaration, header -> column type, and everything
+else is derived from it: the order and dtypes of the DataFrame the pipelines
+build, the empty frame returned for empty input, the CSV header, the Parquet
+schema and the file stem. Columns flagged ``extended`` appear only in the
+``extended=True`` variant, at their declared position.
+
+Column types
+------------
+TEXT
+    IDs and names: pandas' default string dtype (``"str"``, pyarrow-backed,
+    missing values are NaN); Arrow/Parquet ``string``.
+DATE
+    A calendar day: ``date32[pyarrow]`` (``pd.ArrowDtype(pa.date32())``). It is
+    a date, not a midnight timestamp, so it carries no time of day or zone that
+    could be misread; it is exactly Parquet's ``date32`` (no cast on write, and
+    ``pd.read_parquet`` restores the same dtype); it formats as ISO
+    ``2025-02-12``; ``min()``/``max()`` return :class:`datetime.date`, sorting
+    and ``==``/``<`` against :class:`datetime.date` work, and ``.dt.year`` etc.
+    are available. ``datetime64[s]`` was rejected because it would need a cast
+    to ``date32`` for Parquet and reads back as a timestamp; object columns of
+    ``datetime.date`` because they are slow and untyped.
+COUNT
+    ``int64``: exact up to 2**63 - 1 (BigInt values above 2**53 stay exact).
+AVERAGE
+    ``float64``: daily means, fractions are normal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+__all__ = [
+    "AVERAGE",
+    "COUNT",
+    "CUSTOMER_INSTANCE",
+    "DATE",
+    "INSTANCE_COMPUTE",
+    "REPORTS",
+    "TEXT",
+    "Column",
+    "ColumnType",
+    "FrameSpec",
+    "date_array",
+    "spec_for_columns",
+]
+
+
+@dataclass(frozen=True)
+class ColumnType:
+    """A column's pandas dtype and the Arrow/Parquet type it is written as."""
+
+    pandas: Any
+    arrow: pa.DataType
+    text: bool = False
+
+
+TEXT = ColumnType(pd.StringDtype("pyarrow", na_value=np.nan), pa.string(), text=True)
+DATE = ColumnType(pd.ArrowDtype(pa.date32()), pa.date32())
+COUNT = ColumnType(np.dtype("int64"), pa.int64())
+AVERAGE = ColumnType(np.dtype("float64"), pa.float64())
+
+
+@dataclass(frozen=True)
+class Column:
+    """One report column: its exact header and its type."""
+
+    name: str
+    type: ColumnType
+    nullable: bool = False
+    extended: bool = False
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """An ordered column declaration for one report.
+
+    ``stem`` names the output files (``<stem>.csv``, ``<stem>.parquet``).
+    """
+
+    stem: str
+    columns: tuple[Column, ...]
+
+    def select(self, *, extended: bool) -> FrameSpec:
+        """The basic variant (declared columns minus extended ones) or the full one."""
+        if extended:
+            return self
+        return FrameSpec(self.stem, tuple(c for c in self.columns if not c.extended))
+
+    @property
+    def names(self) -> list[str]:
+        """The headers, in order."""
+        return [c.name for c in self.columns]
+
+    @property
+    def dtypes(self) -> dict[str, Any]:
+        """Header -> pandas dtype, in order."""
+        return {c.name: c.type.pandas for c in self.columns}
+
+    @property
+    def text_columns(self) -> list[str]:
+        """Headers of the text columns."""
+        return [c.name for c in self.columns if c.type.text]
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        """The Parquet schema: header -> Arrow type, nullability as declared."""
+        return pa.schema(
+            [pa.field(c.name, c.type.arrow, nullable=c.nullable) for c in self.columns]
+        )
+
+    def empty(self) -> pd.DataFrame:
+        """A frame with no rows but every declared column and dtype."""
+        return self.build({c.name: pd.array([], dtype=c.type.pandas) for c in self.columns})
+
+    def build(self, data: Mapping[str, Any]) -> pd.DataFrame:
+        """A frame from one array per declared column, cast to the declared dtypes.
+
+        Raises ``KeyError`` if a declared column is missing and ``ValueError`` if
+        there are undeclared ones, so a pipeline cannot drift from its declaration.
+        """
+        extra = set(data) - set(self.names)
+        if extra:
+            raise ValueError(f"undeclared columns for {self.stem}: {sorted(extra)}")
+        columns = {
+            c.name: pd.Series(data[c.name], dtype=c.type.pandas, copy=False) for c in self.columns
+        }
+        return pd.DataFrame(columns).reset_index(drop=True)
+
+
+CUSTOMER_INSTANCE = FrameSpec(
+    "customer-instance-data",
+    (
+        Column("Customer ID", TEXT),
+        Column("Customer Name", TEXT),
+        Column("Customer External ID", TEXT, nullable=True, extended=True),
+        Column("Date", DATE),
+        Column("Deployed Instances", AVERAGE),
+        Column("Unique Integrations", AVERAGE),
+        Column("Snapshots", COUNT, extended=True),
+    ),
+)
+
+INSTANCE_COMPUTE = FrameSpec(
+    "instance-compute-data",
+    (
+        Column("Customer ID", TEXT),
+        Column("Customer Name", TEXT),
+        Column("Customer External ID", TEXT, nullable=True, extended=True),
+        Column("Instance ID", TEXT),
+        Column("Instance Name", TEXT),
+        Column("Integration Name", TEXT, nullable=True, extended=True),
+        Column("Date", DATE),
+        Column("Successful Executions", COUNT),
+        Column("Failed Executions", COUNT),
+        Column("Step Count", COUNT),
+        Column("Execution Mb-Seconds", COUNT),
+    ),
+)
+
+REPORTS: tuple[FrameSpec, ...] = (CUSTOMER_INSTANCE, INSTANCE_COMPUTE)
+
+
+def spec_for_columns(columns: Any) -> FrameSpec | None:
+    """The report variant whose column set equals ``columns``, or None."""
+    wanted = set(map(str, columns))
+    if len(wanted) != len(list(columns)):
+        return None
+    for report in REPORTS:
+        for extended in (False, True):
+            spec = report.select(extended=extended)
+            if set(spec.names) == wanted:
+                return spec
+    return None
+
+
+def date_array(days: np.ndarray[Any, Any]) -> pd.api.extensions.ExtensionArray:
+    """A DATE array from integer days since 1970-01-01."""
+    arrow = pa.array(np.asarray(days, dtype=np.int32), type=pa.int32()).cast(pa.date32())
+    return pd.arrays.ArrowExtensionArray(arrow)

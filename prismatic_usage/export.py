@@ -1,0 +1,351 @@
+"""Write report frames to CSV and Parquet, atomically.
+
+This is the only module that opens output files. Every file is written to a
+sibling temporary file (``.<name>.<random>.tmp`` in the same directory), flushed
+to disk, then moved over the target with :func:`os.replace`, so a reader sees
+either the old file or the complete new one, never a partial write. On any
+failure the temporary file is removed.
+
+CSV format
+----------
+UTF-8 without BOM, ``\\n`` line endings, headers exactly as declared in
+:mod:`prismatic_usage.columns`, dates as ISO ``2025-02-12``, integers as digits.
+Averages are written as Python's ``repr`` of the float: the shortest text that
+reads back as the same float64 (``8.5``, ``7.958333333333333``). Whole numbers
+keep their ``.0`` (``8.0``) so that a reader infers a float column for every
+file; the original script wrote ``8``. Text is quoted only when needed: when it
+contains a comma, a double quote, ``\\r`` or ``\\n`` (quotes doubled), or is the
+empty string (written ``""`` to tell it apart from a missing value, which is
+written as an empty field). The stdlib ``csv`` writer does not quote a lone
+``\\r`` when the line terminator is ``\\n``, which would split the row on reading,
+hence the writer here.
+
+``pandas.read_csv`` and ``float()`` read every float back exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .columns import (
+    CUSTOMER_INSTANCE,
+    INSTANCE_COMPUTE,
+    TEXT,
+    FrameSpec,
+    spec_for_columns,
+)
+from .errors import ConfigurationError, OutputError
+
+__all__ = ["FORMATS", "write_csv", "write_parquet", "write_reports"]
+
+FORMATS = ("csv", "parquet")
+"""The output formats :func:`write_reports` accepts."""
+
+_CSV_CHUNK_ROWS = 100_000
+_NEEDS_QUOTES = r'[",\r\n]'
+_FORMULA_START = r"^[=+\-@\t\r]"
+
+Writer = Callable[[pa.Table, IO[bytes]], None]
+
+
+def write_csv(
+    frame: pd.DataFrame, path: str | os.PathLike[str], *, excel_safe: bool = False
+) -> Path:
+    """Write a report frame to a CSV file, atomically.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A frame from :func:`~prismatic_usage.frames.customer_instance_frame` or
+        :func:`~prismatic_usage.frames.instance_compute_frame` (basic or
+        extended): its columns must be a declared set with the declared dtypes.
+        Columns are written in declared order.
+    path : str or os.PathLike
+        The file to write; its directory is created if missing.
+    excel_safe : bool, default False
+        Prefix ``'`` to text cells that start with ``=``, ``+``, ``-``, ``@``,
+        tab or carriage return, so that spreadsheet programs show them as text
+        instead of evaluating them as formulas (CSV injection). Off by default
+        because it changes the data: the file then no longer reads back equal to
+        the frame. Only text columns are touched; numbers and dates never are.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    ConfigurationError
+        If the frame's columns or dtypes are not a declared report's.
+    OutputError
+        If the directory or file cannot be created or written.
+    """
+    spec = _checked_spec(frame)
+    target = Path(path)
+    _make_dir(target.parent)
+    _write_atomically([(target, _csv_writer(excel_safe), _arrow_table(frame, spec))])
+    return target
+
+
+def write_parquet(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write a report frame to a Parquet file, atomically, with the declared schema.
+
+    The schema comes from the frame's declaration, not from inference: ``Date``
+    is ``date32``, counts ``int64``, averages ``float64`` (``double``), IDs and
+    names ``string``; only optional columns (external IDs, integration names)
+    are nullable. ``pandas.read_parquet`` gives back the same dtypes.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A report frame, as for :func:`write_csv`.
+    path : str or os.PathLike
+        The file to write; its directory is created if missing.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    ConfigurationError
+        If the frame's columns or dtypes are not a declared report's.
+    OutputError
+        If the directory or file cannot be created or written.
+    """
+    spec = _checked_spec(frame)
+    target = Path(path)
+    _make_dir(target.parent)
+    _write_atomically([(target, _write_parquet_to, _arrow_table(frame, spec))])
+    return target
+
+
+def write_reports(
+    customer_frame: pd.DataFrame,
+    compute_frame: pd.DataFrame,
+    output_dir: str | os.PathLike[str],
+    *,
+    formats: Sequence[str] = ("csv",),
+    excel_safe: bool = False,
+) -> list[Path]:
+    """Write both reports in each format: all files or none.
+
+    Files are named after the declarations: ``customer-instance-data.<format>``
+    and ``instance-compute-data.<format>``. Every file is first written to a
+    temporary file; only when all have been written are they moved into place,
+    so a failure while writing leaves no new file behind.
+
+    Parameters
+    ----------
+    customer_frame : pandas.DataFrame
+        From :func:`~prismatic_usage.frames.customer_instance_frame`.
+    compute_frame : pandas.DataFrame
+        From :func:`~prismatic_usage.frames.instance_compute_frame`.
+    output_dir : str or os.PathLike
+        Directory to write into; created if missing.
+    formats : sequence of {"csv", "parquet"}, default ("csv",)
+        The formats to write.
+    excel_safe : bool, default False
+        Neutralise formula-like text in the CSV files (see :func:`write_csv`);
+        Parquet files are never changed.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written, customer report first, in the order of ``formats``.
+
+    Raises
+    ------
+    ConfigurationError
+        If a format is unknown or a frame is not the report it should be.
+    OutputError
+        If the directory or a file cannot be created or written.
+    """
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ConfigurationError(
+            f"unknown output format(s) {unknown or list(formats)}; choose from {list(FORMATS)}"
+        )
+    tables = [
+        (spec.stem, _arrow_table(frame, spec))
+        for frame, spec in [
+            (customer_frame, _checked_spec(customer_frame, expected=CUSTOMER_INSTANCE)),
+            (compute_frame, _checked_spec(compute_frame, expected=INSTANCE_COMPUTE)),
+        ]
+    ]
+    directory = Path(output_dir)
+    _make_dir(directory)
+    writers: dict[str, Writer] = {"csv": _csv_writer(excel_safe), "parquet": _write_parquet_to}
+    jobs = [
+        (directory / f"{stem}.{fmt}", writers[fmt], table)
+        for stem, table in tables
+        for fmt in dict.fromkeys(formats)
+    ]
+    _write_atomically(jobs)
+    return [target for target, *_ in jobs]
+
+
+# -- atomic writing ---------------------------------------------------------------------------
+
+
+def _make_dir(directory: Path) -> None:
+    """Create ``directory`` (and parents) unless it exists."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create output directory {str(directory)!r}: {_reason(exc)}; "
+            "choose a directory you can write to"
+        ) from exc
+
+
+def _write_atomically(jobs: Iterable[tuple[Path, Writer, pa.Table]]) -> None:
+    """Write every job to a temporary sibling, then move all of them into place."""
+    done: list[tuple[Path, Path]] = []
+    try:
+        for target, writer, table in jobs:
+            done.append((_write_temp(target, writer, table), target))
+        for _, target in done:
+            if target.is_dir():
+                raise IsADirectoryError(21, "a directory is in the way", str(target))
+        for temp, target in done:
+            os.replace(temp, target)
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else "the output directory"
+        raise OutputError(
+            f"cannot write {str(where)!r}: {_reason(exc)}; "
+            "check that the directory is writable and has free space"
+        ) from exc
+    finally:
+        for temp, _ in done:
+            temp.unlink(missing_ok=True)
+
+
+def _write_temp(target: Path, writer: Writer, table: pa.Table) -> Path:
+    """Write ``table`` to a new temporary file next to ``target`` and return its path.
+
+    The file is created exclusively (``x``), so permissions follow the umask
+    like any new file, and it is removed again if writing fails.
+    """
+    temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        with open(temp, "xb") as fh:
+            writer(table, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException as exc:
+        temp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(target)
+        raise
+    return temp
+
+
+def _reason(exc: OSError) -> str:
+    """The OS's one-line reason for ``exc``."""
+    return " ".join(str(exc.strerror or exc).split())
+
+
+# -- frame checks -----------------------------------------------------------------------------
+
+
+def _checked_spec(frame: pd.DataFrame, *, expected: FrameSpec | None = None) -> FrameSpec:
+    """The declaration ``frame`` follows, after checking its columns and dtypes."""
+    spec = spec_for_columns(frame.columns)
+    if spec is None or (expected is not None and spec.stem != expected.stem):
+        wanted = expected.names if expected is not None else "a declared report's columns"
+        raise ConfigurationError(
+            f"frame has columns {list(map(str, frame.columns))}, expected {wanted}"
+        )
+    for column in spec.columns:
+        dtype = frame[column.name].dtype
+        ok = (
+            isinstance(dtype, pd.StringDtype)
+            if column.type is TEXT
+            else dtype == column.type.pandas
+        )
+        if not ok:
+            raise ConfigurationError(
+                f"column {column.name!r} has dtype {dtype}, expected {column.type.pandas}"
+            )
+    return spec
+
+
+# -- Arrow, Parquet ---------------------------------------------------------------------------
+
+
+def _arrow_table(frame: pd.DataFrame, spec: FrameSpec) -> pa.Table:
+    """``frame`` as an Arrow table with the declared schema (both writers start from this)."""
+    try:
+        return pa.Table.from_pandas(
+            frame[spec.names], schema=spec.arrow_schema, preserve_index=False
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+        reason = " ".join(str(exc).split())
+        raise ConfigurationError(f"frame does not fit the {spec.stem} schema: {reason}") from exc
+
+
+def _write_parquet_to(table: pa.Table, fh: IO[bytes]) -> None:
+    """Write ``table`` as Parquet."""
+    pq.write_table(table, fh)
+
+
+# -- CSV --------------------------------------------------------------------------------------
+
+
+def _csv_writer(excel_safe: bool) -> Writer:
+    """A CSV writer function with the ``excel_safe`` choice bound."""
+
+    def write(table: pa.Table, fh: IO[bytes]) -> None:
+        header = [_csv_text(pa.array([name]), excel_safe=False) for name in table.column_names]
+        fh.write(_joined_lines(header))
+        for batch in table.to_batches(max_chunksize=_CSV_CHUNK_ROWS):
+            fh.write(_joined_lines([_csv_cells(column, excel_safe) for column in batch.columns]))
+
+    return write
+
+
+def _csv_cells(values: pa.Array, excel_safe: bool) -> pa.Array:
+    """One column's CSV cells as strings, formatted by its type."""
+    if pa.types.is_string(values.type):
+        return _csv_text(values, excel_safe=excel_safe)
+    if pa.types.is_floating(values.type):
+        return _csv_float(values)
+    # Integers as digits, dates as ISO 8601 (YYYY-MM-DD): Arrow's casts.
+    return pc.fill_null(values.cast(pa.string()), "")
+
+
+def _csv_text(values: pa.Array, *, excel_safe: bool) -> pa.Array:
+    """Text cells: quoted only when needed; missing values become empty fields."""
+    if excel_safe:
+        formula = pc.fill_null(pc.match_substring_regex(values, _FORMULA_START), False)
+        values = pc.if_else(formula, pc.binary_join_element_wise("'", values, ""), values)
+    needs_quotes = pc.or_(pc.match_substring_regex(values, _NEEDS_QUOTES), pc.equal(values, ""))
+    quoted = pc.binary_join_element_wise('"', pc.replace_substring(values, '"', '""'), '"', "")
+    return pc.fill_null(pc.if_else(pc.fill_null(needs_quotes, False), quoted, values), "")
+
+
+def _csv_float(values: pa.Array) -> pa.Array:
+    """Float cells as Python ``repr`` (shortest round-trip text); NaN or null as empty."""
+    numbers = values.to_numpy(zero_copy_only=False)
+    text = pa.array(numbers.astype(str), type=pa.string())
+    return pc.if_else(pc.is_nan(pc.fill_null(values, np.nan)), "", text)
+
+
+def _joined_lines(columns: Sequence[pa.Array]) -> bytes:
+    """The UTF-8 bytes of the rows: cells joined with commas, each row ending in a newline."""
+    rows = pc.binary_join_element_wise(*columns, ",")
+    lines: list[str] = pc.binary_join_element_wise(rows, "\n", "").to_pylist()
+    return "".join(lines).encode("utf-8")
