@@ -1,0 +1,40 @@
+"""A local, schema-faithful Prismatic GraphQL API for tests, demos and benchmarks.
+
+Start one with ``with Sandbox(generate_org(seed=1)) as sb:`` and point a client at
+``sb.url`` with ``sb.token``. Server-side packages (aiohttp's web server,
+graphql-core execution) are imported only inside this subpackage.
+"""
+
+from __future__ import annotations
+
+from .data import (
+    Customer,
+    DailyMetric,
+    Instance,
+    Integration,
+    OrgDailyMetric,
+    OrgData,
+    Snapshot,
+    global_id,
+)
+from .faults import FaultPlan
+from .generator import generate_org
+from .server import Sandbox
+from .stats import RequestRecord, RootFieldCall, SandboxStats
+
+__all__ = [
+    "Customer",
+    "DailyMetric",
+    "FaultPlan",
+    "Instance",
+    "Integration",
+    "OrgDailyMetric",
+    "OrgData",
+    "RequestRecord",
+    "RootFieldCall",
+    "Sandbox",
+    "SandboxStats",
+    "Snapshot",
+    "generate_org",
+    "global_id",
+]

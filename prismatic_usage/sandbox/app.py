@@ -1,0 +1,209 @@
+"""The sandbox's aiohttp application: ``POST /api`` and ``POST /auth/refresh``.
+
+``/api`` handles a request in this order, so each fault can be tested alone:
+count it -> latency -> dropped connection -> queued canned response -> ``every_nth``
+status -> rate limit (429) -> bearer token (401) -> JSON body (400) -> parse and
+validate (400, as graphene-django answers errors that have no path) -> query-cost
+limits (GraphQL error, 200) -> execute (200, ``data`` and path-carrying ``errors``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email.utils
+import json
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+from aiohttp import web
+from graphql import ExecutionResult, GraphQLError, execute_sync
+
+from .faults import FaultPlan, retry_after_seconds
+from .operation import limit_error, root_fields
+from .resolvers import ResolveContext
+from .state import SandboxState
+from .stats import RequestRecord
+
+__all__ = ["STATE", "build_app"]
+
+STATE = web.AppKey("sandbox_state", SandboxState)
+_dumps = partial(json.dumps, ensure_ascii=False)
+_UNAUTHORIZED = {"errors": [{"message": "Unauthorized"}]}
+_TOO_MANY = {"errors": [{"message": "Too Many Requests"}]}
+_HTML = (
+    "<html><head><title>{code} {reason}</title></head><body><h1>{code} {reason}</h1></body></html>"
+)
+
+
+def build_app(state: SandboxState) -> web.Application:
+    """An application serving ``state`` (add it to an ``AppRunner``)."""
+    app = web.Application(middlewares=[_observe])
+    app[STATE] = state
+    app.router.add_post("/api", handle_api)
+    app.router.add_post("/auth/refresh", handle_refresh)
+    return app
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count every request, its status and how many run at once."""
+    stats = request.app[STATE].stats
+    stats.enter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        transport = request.transport
+        stats.leave(0 if transport is None or transport.is_closing() else status)
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(body, status=status, headers=headers, dumps=_dumps)
+
+
+def _html(status: int) -> web.Response:
+    reason = web.Response(status=status).reason
+    return web.Response(
+        status=status, text=_HTML.format(code=status, reason=reason), content_type="text/html"
+    )
+
+
+def _retry_after(plan: FaultPlan, wait: float) -> str:
+    seconds = retry_after_seconds(wait)
+    if plan.retry_after_http_date:
+        when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
+        return email.utils.format_datetime(when, usegmt=True)
+    return str(seconds)
+
+
+def _status_fault(plan: FaultPlan, status: int) -> web.Response:
+    """The answer of an ``every_nth`` fault: JSON for 401/429 (as the API does), else HTML."""
+    if status == 429:
+        return _json(_TOO_MANY, 429, {"Retry-After": _retry_after(plan, 1.0)})
+    if status == 401:
+        return _json(_UNAUTHORIZED, 401)
+    return _html(status)
+
+
+def _bearer(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def handle_api(request: web.Request) -> web.StreamResponse:
+    """``POST /api``: faults, auth, then GraphQL."""
+    state = request.app[STATE]
+    plan = state.faults  # one plan for the whole request, even if swapped meanwhile
+    seq = state.next_api_seq()
+    if plan.latency > 0:
+        await asyncio.sleep(plan.latency)
+    if plan.drops(seq):
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=503)  # never sent: the socket is gone
+    canned = state.pop_canned()
+    if canned is not None:
+        return web.Response(
+            status=canned.status,
+            body=canned.body,
+            headers=dict(canned.headers),
+            content_type=canned.content_type,
+        )
+    forced = plan.status_for(seq)
+    if forced is not None:
+        return _status_fault(plan, forced)
+    wait = state.rate_limit_wait(plan)
+    if wait > 0:
+        return _json(_TOO_MANY, 429, {"Retry-After": _retry_after(plan, wait)})
+    token = _bearer(request)
+    if token is None or not state.token_valid(token):
+        return _json(_UNAUTHORIZED, 401)
+    return await _graphql(request, state, plan, seq)
+
+
+async def _read_json(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _request_error(message: str) -> web.Response:
+    return _json({"errors": [{"message": message}]}, 400)
+
+
+async def _graphql(
+    request: web.Request, state: SandboxState, plan: FaultPlan, seq: int
+) -> web.Response:
+    body = await _read_json(request)
+    if not isinstance(body, dict):
+        return _request_error("POST body must be a JSON object")
+    query, variables, operation_name = (
+        body.get("query"),
+        body.get("variables"),
+        body.get("operationName"),
+    )
+    if not isinstance(query, str) or not query.strip():
+        return _request_error("Must provide query string.")
+    if variables is not None and not isinstance(variables, dict):
+        return _request_error("Variables are invalid JSON.")
+    if operation_name is not None and not isinstance(operation_name, str):
+        return _request_error("operationName must be a string.")
+    document, errors = state.document(query)
+    if document is None or errors:
+        return _json({"errors": [e.formatted for e in errors]}, 400)
+    name, calls = root_fields(document, operation_name, variables)
+    problem = limit_error(
+        calls, max_root_fields=plan.max_root_fields, max_nodes=plan.max_nodes_per_response
+    )
+    if problem is not None:
+        state.stats.served(RequestRecord(seq, 200, name, calls, (problem,)))
+        return _json({"errors": [{"message": problem}]}, 200)
+    switches = state.switches
+    context = ResolveContext(
+        data=state.data,
+        require_instance_for_daily_metrics=switches.require_instance_for_daily_metrics,
+        refuse_org_wide_snapshots=switches.refuse_org_wide_snapshots,
+        stuck_cursor=plan.stuck_cursor,
+        lie_total_count=plan.lie_total_count,
+    )
+    result = execute_sync(
+        state.schema,
+        document,
+        context_value=context,
+        variable_values=variables,
+        operation_name=operation_name,
+    )
+    status, payload = _http_result(result)
+    messages = tuple(e.message for e in result.errors or ())
+    state.stats.served(RequestRecord(seq, status, name, calls, messages))
+    return _json(payload, status)
+
+
+def _http_result(result: ExecutionResult) -> tuple[int, dict[str, Any]]:
+    """graphene-django's mapping: errors without a path (request errors) are HTTP 400."""
+    errors: list[GraphQLError] = list(result.errors or ())
+    if errors and any(not e.path for e in errors):
+        return 400, {"errors": [e.formatted for e in errors]}
+    return 200, dict(result.formatted)
+
+
+async def handle_refresh(request: web.Request) -> web.StreamResponse:
+    """``POST /auth/refresh``: a valid refresh token buys a new access token."""
+    state = request.app[STATE]
+    body = await _read_json(request)
+    if not isinstance(body, dict):
+        return _request_error("POST body must be a JSON object")
+    if body.get("refresh_token") != state.refresh_token:
+        return _json(_UNAUTHORIZED, 401)
+    return _json({"access_token": state.issue_token()})

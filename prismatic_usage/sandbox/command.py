@@ -1,0 +1,93 @@
+"""``prismatic-usage sandbox``: run a sandbox in the foreground until interrupted.
+
+Prints ``url: http://127.0.0.1:PORT`` and ``token: TOKEN`` on stdout as soon as it
+listens (a script can read those two lines), then serves until SIGINT or SIGTERM.
+By default the data covers the 31 UTC days ending yesterday, so "last month"
+reports have something to show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import signal
+import sys
+import threading
+from types import FrameType
+
+from .faults import FaultPlan
+from .generator import generate_org
+from .server import Sandbox
+
+__all__ = ["run"]
+
+DEFAULT_PORT = 8080
+DEFAULT_DAYS = 31
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prismatic-usage sandbox",
+        description="Serve a local Prismatic GraphQL API with generated usage data.",
+    )
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    parser.add_argument("--token", help="access token to accept (default: random)")
+    parser.add_argument("--seed", type=int, default=0, help="data generator seed")
+    parser.add_argument("--customers", type=int, default=50, help="ordinary customers")
+    parser.add_argument(
+        "--start-date", type=_date, help="first UTC day of data (default: DAYS days before today)"
+    )
+    parser.add_argument("--days", type=int, default=DEFAULT_DAYS, help="days of data")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
+    parser.add_argument("--rate-limit", type=float, help="requests per second before HTTP 429")
+    parser.add_argument(
+        "--allow-org-wide-instance-metrics",
+        action="store_true",
+        help="answer instanceDailyUsageMetrics without an instance argument",
+    )
+    return parser
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the sandbox command; returns the exit status (0 after SIGINT/SIGTERM)."""
+    args = _parser().parse_args(argv)
+    if args.days < 1 or args.customers < 0:
+        print("error: --days must be >= 1 and --customers >= 0", file=sys.stderr)
+        return 2
+    start = args.start_date or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=args.days)
+    data = generate_org(seed=args.seed, customers=args.customers, start=start, days=args.days)
+    stop = threading.Event()
+
+    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    sandbox = Sandbox(
+        data,
+        token=args.token,
+        port=args.port,
+        faults=FaultPlan(latency=args.latency, rate_limit=args.rate_limit),
+        require_instance_for_daily_metrics=not args.allow_org_wide_instance_metrics,
+    )
+    try:
+        with sandbox:
+            print(f"url: {sandbox.url}", flush=True)
+            print(f"token: {sandbox.token}", flush=True)
+            last = start + dt.timedelta(days=args.days - 1)
+            print(f"serving {data!r}, {start} to {last} (UTC); Ctrl-C stops", file=sys.stderr)
+            while not stop.wait(0.5):
+                pass
+    except OSError as exc:
+        print(f"error: cannot listen on port {args.port}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0

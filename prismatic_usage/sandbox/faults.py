@@ -1,0 +1,129 @@
+"""Fault injection: what a sandbox gets wrong on purpose, and when.
+
+A :class:`FaultPlan` is read once per request, so swapping it (``sb.faults = ...``)
+or changing one attribute from another thread takes effect on the next request.
+Everything is off by default and costs a few attribute reads when off.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["CannedResponse", "FaultPlan", "TokenBucket", "retry_after_seconds"]
+
+
+@dataclass
+class FaultPlan:
+    """Faults to inject into ``/api`` requests (counted from 1, per sandbox).
+
+    Attributes
+    ----------
+    latency
+        Seconds added to every ``/api`` request (``asyncio.sleep``: requests overlap).
+    rate_limit
+        Requests per second allowed by a token bucket (burst = ``rate_limit_burst``,
+        default the rate itself); beyond it: HTTP 429, JSON body, ``Retry-After``.
+    rate_limit_burst
+        Bucket size; None means ``max(1, rate_limit)``.
+    retry_after_http_date
+        Send ``Retry-After`` as an HTTP-date instead of whole seconds.
+    every_nth
+        ``{n: status}``: every n-th request answers ``status`` (e.g. ``{4: 502, 7: 429}``).
+        429 comes as JSON with ``Retry-After: 1``, 401 as JSON, anything else as HTML.
+    max_root_fields
+        More top-level fields than this in one operation gives a GraphQL error (HTTP 200).
+    max_nodes_per_response
+        The sum over connection root fields of ``first``/``last`` (100 when absent)
+        may not exceed this, else a GraphQL error (HTTP 200).
+    drop_connection_every_nth
+        Every n-th request gets its connection closed without an answer.
+    stuck_cursor
+        Connections claim ``hasNextPage: true`` and ``endCursor`` never moves past
+        the ``after`` it was given.
+    lie_total_count
+        Added to every ``totalCount`` (0 = truthful).
+    """
+
+    latency: float = 0.0
+    rate_limit: float | None = None
+    rate_limit_burst: int | None = None
+    retry_after_http_date: bool = False
+    every_nth: dict[int, int] = field(default_factory=dict)
+    max_root_fields: int | None = None
+    max_nodes_per_response: int | None = None
+    drop_connection_every_nth: int | None = None
+    stuck_cursor: bool = False
+    lie_total_count: int = 0
+
+    def status_for(self, seq: int) -> int | None:
+        """The ``every_nth`` status request number ``seq`` must get, if any."""
+        for n, status in list(self.every_nth.items()):
+            if n > 0 and seq % n == 0:
+                return status
+        return None
+
+    def drops(self, seq: int) -> bool:
+        """Whether request number ``seq`` loses its connection."""
+        n = self.drop_connection_every_nth
+        return bool(n) and n is not None and n > 0 and seq % n == 0
+
+
+class TokenBucket:
+    """A token bucket: ``rate`` tokens a second, at most ``burst`` saved up."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        if rate <= 0:
+            raise ValueError("rate_limit must be > 0")
+        self.rate = rate
+        self.burst = max(1.0, burst)
+        self._tokens = self.burst
+        self._stamp = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> float:
+        """Take a token: 0.0 when granted, else the seconds until one is available."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return 0.0
+            return (1.0 - self._tokens) / self.rate
+
+
+@dataclass(frozen=True)
+class CannedResponse:
+    """A one-shot response served before normal handling (see ``Sandbox.queue_response``)."""
+
+    status: int
+    body: bytes
+    content_type: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def build(
+        cls,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> CannedResponse:
+        """Encode ``body``: dict/list as JSON, str as UTF-8 text (HTML unless told), bytes as is."""
+        if isinstance(body, bytes):
+            raw, default_type = body, "application/octet-stream"
+        elif isinstance(body, str):
+            raw, default_type = body.encode(), "text/html"
+        else:
+            raw, default_type = json.dumps(body).encode(), "application/json"
+        return cls(status, raw, content_type or default_type, tuple((headers or {}).items()))
+
+
+def retry_after_seconds(wait: float) -> int:
+    """Whole seconds for ``Retry-After``, rounded up and at least 1."""
+    return max(1, math.ceil(wait))

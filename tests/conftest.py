@@ -1,0 +1,52 @@
+"""Shared fixtures: a clean environment and sandboxes (real HTTP on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from prismatic_usage.sandbox import OrgData, Sandbox, generate_org
+
+#: The generated org most tests use: 12 customers (+2 system) over 5 days from 2024-12-01.
+SANDBOX_SEED = 7
+SANDBOX_CUSTOMERS = 12
+SANDBOX_DAYS = 5
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may see the developer's real Prismatic credentials or settings."""
+    for name in list(os.environ):
+        if name.startswith(("PRISMATIC_", "PRISM_")):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def org() -> OrgData:
+    """The standard generated org (read-only: shared by every sandbox of the session)."""
+    return generate_org(seed=SANDBOX_SEED, customers=SANDBOX_CUSTOMERS, days=SANDBOX_DAYS)
+
+
+@pytest.fixture(scope="session")
+def sandbox(org: OrgData) -> Iterator[Sandbox]:
+    """One sandbox for the whole run; do not change its faults (use ``make_sandbox``)."""
+    with Sandbox(org) as sb:
+        yield sb
+
+
+@pytest.fixture
+def make_sandbox(org: OrgData) -> Iterator[Callable[..., Sandbox]]:
+    """Start sandboxes with custom options (``data`` defaults to ``org``); stopped at teardown."""
+    started: list[Sandbox] = []
+
+    def factory(data: OrgData | None = None, **kwargs: Any) -> Sandbox:
+        sb = Sandbox(org if data is None else data, **kwargs)
+        started.append(sb)
+        return sb.start()
+
+    yield factory
+    for sb in started:
+        sb.stop()
