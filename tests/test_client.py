@@ -48,8 +48,9 @@ def hand_made_org() -> OrgData:
     instances = [
         Instance(id=i1, name="HubSpot", customer_id=acme1, integration_id=integ.id),
         Instance(id=i2, name="HubSpot", customer_id=acme2, integration_id=integ.id),
-        Instance(id=i3, name="Internal", customer_id=system, integration_id=integ.id,
-                 is_system=True),
+        Instance(
+            id=i3, name="Internal", customer_id=system, integration_id=integ.id, is_system=True
+        ),
     ]
     times = [
         dt.datetime(2025, 1, 9, 23, 59, 59, 999999, UTC),  # out: before the range
@@ -59,22 +60,37 @@ def hand_made_org() -> OrgData:
         dt.datetime(2025, 1, 13, 0, 0, 0, tzinfo=UTC),  # out: after the range
     ]
     snapshots = [
-        Snapshot(id=_id("CustomerTotalUsageMetrics", 100 * c + n), customer_id=cid,
-                 snapshot_time=t, deployed_instance_count=n + c,
-                 deployed_unique_integration_count=1)
+        Snapshot(
+            id=_id("CustomerTotalUsageMetrics", 100 * c + n),
+            customer_id=cid,
+            snapshot_time=t,
+            deployed_instance_count=n + c,
+            deployed_unique_integration_count=1,
+        )
         for c, cid in enumerate((acme1, acme2, system))
         for n, t in enumerate(times)
     ]
     days = [dt.date(2025, 1, d) for d in (9, 10, 11, 12, 13)]
     metrics = [
-        DailyMetric(id=_id("InstanceDailyUsageMetrics", 100 * k + n), instance_id=iid,
-                    snapshot_date=day, successful_execution_count=BIG if n == 2 else n,
-                    failed_execution_count=k, step_count=4 * n, spend_mb_secs=BIG + n)
+        DailyMetric(
+            id=_id("InstanceDailyUsageMetrics", 100 * k + n),
+            instance_id=iid,
+            snapshot_date=day,
+            successful_execution_count=BIG if n == 2 else n,
+            failed_execution_count=k,
+            step_count=4 * n,
+            spend_mb_secs=BIG + n,
+        )
         for k, iid in enumerate((i1, i2, i3))
         for n, day in enumerate(days)
     ]
-    return OrgData(customers=customers, integrations=[integ], instances=instances,
-                   snapshots=snapshots, daily_metrics=metrics)
+    return OrgData(
+        customers=customers,
+        integrations=[integ],
+        instances=instances,
+        snapshots=snapshots,
+        daily_metrics=metrics,
+    )
 
 
 def test_hand_made_range_edges_names_and_bigints(make_sandbox: Callable[..., Sandbox]) -> None:
@@ -107,8 +123,9 @@ def test_time_bounds_cover_whole_days_in_the_zone() -> None:
 
 def test_timezone_moves_the_fetched_window(make_sandbox: Callable[..., Sandbox]) -> None:
     sb = make_sandbox(data=hand_made_org())
-    records = fetch_usage(START, END, url=sb.url, token=sb.token, tz="America/Chicago",
-                          options=FAST)
+    records = fetch_usage(
+        START, END, url=sb.url, token=sb.token, tz="America/Chicago", options=FAST
+    )
     assert actual_records(records) == expected_records(sb.data, START, END, "America/Chicago")
     times = set(records.snapshots.column("snapshot_time").to_pylist())
     # 2025-01-13 00:00 UTC is 18:00 on the 12th in Chicago: inside the range now.
@@ -132,8 +149,9 @@ def test_fifty_customers_exact_and_no_page_fetched_twice(
     for entry in sb.stats.request_log:
         for field in entry.root_fields:
             args = field.arguments
-            pages[(field.field_name, args.get("customer"), args.get("instance"),
-                   args.get("offset"))] += 1
+            pages[
+                (field.field_name, args.get("customer"), args.get("instance"), args.get("offset"))
+            ] += 1
     assert max(pages.values()) == 1, [k for k, v in pages.items() if v > 1][:3]
     # Pages the data needs at 100 nodes a page, plus one refused org-wide metrics probe.
     expected = expected_records(data, start, end)
@@ -141,8 +159,17 @@ def test_fifty_customers_exact_and_no_page_fetched_twice(
     org_snapshots = sum(1 for s in data.snapshots if start <= s.snapshot_time.date() <= end)
     needed += -(-org_snapshots // 100)
     needed += sum(
-        max(1, -(-sum(1 for m in data.daily_metrics
-                      if m.instance_id == i[0] and start <= m.snapshot_date <= end) // 100))
+        max(
+            1,
+            -(
+                -sum(
+                    1
+                    for m in data.daily_metrics
+                    if m.instance_id == i[0] and start <= m.snapshot_date <= end
+                )
+                // 100
+            ),
+        )
         for i in expected["instances"]
     )
     assert sum(pages.values()) == needed + 1
@@ -170,12 +197,17 @@ def _sandbox_range(sb: Sandbox) -> tuple[dt.date, dt.date]:
 @pytest.mark.parametrize("refuse_snapshots", [True, False])
 @pytest.mark.parametrize("require_instance", [True, False])
 def test_org_wide_and_per_entity_fallbacks(
-    make_sandbox: Callable[..., Sandbox], org_wide: bool, refuse_snapshots: bool,
+    make_sandbox: Callable[..., Sandbox],
+    org_wide: bool,
+    refuse_snapshots: bool,
     require_instance: bool,
 ) -> None:
     data = generate_org(seed=3, customers=8, start=dt.date(2025, 3, 1), days=4)
-    sb = make_sandbox(data=data, refuse_org_wide_snapshots=refuse_snapshots,
-                      require_instance_for_daily_metrics=require_instance)
+    sb = make_sandbox(
+        data=data,
+        refuse_org_wide_snapshots=refuse_snapshots,
+        require_instance_for_daily_metrics=require_instance,
+    )
     start, end = dt.date(2025, 3, 1), dt.date(2025, 3, 4)
     options = FetchOptions(requests_per_second=None, org_wide=org_wide)
     records = fetch_usage(start, end, url=sb.url, token=sb.token, options=options)
@@ -183,7 +215,9 @@ def test_org_wide_and_per_entity_fallbacks(
     assert records.stats.org_wide_snapshots == (org_wide and not refuse_snapshots)
     assert records.stats.org_wide_metrics == (org_wide and not require_instance)
     org_wide_calls = [
-        field for entry in sb.stats.request_log for field in entry.root_fields
+        field
+        for entry in sb.stats.request_log
+        for field in entry.root_fields
         if field.field_name in ("customerTotalUsageMetrics", "instanceDailyUsageMetrics")
         and not (field.arguments.get("customer") or field.arguments.get("instance"))
     ]
@@ -198,8 +232,9 @@ def test_concurrency_bound_is_respected(make_sandbox: Callable[..., Sandbox]) ->
     data = generate_org(seed=5, customers=20, start=dt.date(2025, 3, 1), days=3)
     sb = make_sandbox(data=data, faults=FaultPlan(latency=0.05))
     options = FetchOptions(requests_per_second=None, concurrency=3, pack=1)
-    records = fetch_usage(dt.date(2025, 3, 1), dt.date(2025, 3, 3), url=sb.url,
-                          token=sb.token, options=options)
+    records = fetch_usage(
+        dt.date(2025, 3, 1), dt.date(2025, 3, 3), url=sb.url, token=sb.token, options=options
+    )
     assert sb.stats.max_in_flight == 3
     assert records.stats.max_in_flight == 3
 
@@ -208,8 +243,9 @@ async def test_async_api_and_sync_api_inside_a_running_loop(sandbox: Sandbox) ->
     start, end = _sandbox_range(sandbox)
     # The sync API, called from a coroutine (as in a notebook cell), must not fail.
     in_loop = fetch_usage(start, end, url=sandbox.url, token=sandbox.token, options=FAST)
-    awaited = await fetch_usage_async(start, end, url=sandbox.url, token=sandbox.token,
-                                      options=FAST)
+    awaited = await fetch_usage_async(
+        start, end, url=sandbox.url, token=sandbox.token, options=FAST
+    )
     assert actual_records(in_loop) == actual_records(awaited)
     assert asyncio.get_running_loop().is_running()
 
@@ -222,14 +258,23 @@ def test_packed_documents_split_under_a_root_field_limit(
     data = generate_org(seed=11, customers=10, start=dt.date(2025, 3, 1), days=3)
     start, end = dt.date(2025, 3, 1), dt.date(2025, 3, 3)
     plain = make_sandbox(data=data)
-    reference = fetch_usage(start, end, url=plain.url, token=plain.token,
-                            options=FetchOptions(requests_per_second=None, pack=1))
+    reference = fetch_usage(
+        start,
+        end,
+        url=plain.url,
+        token=plain.token,
+        options=FetchOptions(requests_per_second=None, pack=1),
+    )
     limited = make_sandbox(data=data, faults=FaultPlan(max_root_fields=3))
-    records = fetch_usage(start, end, url=limited.url, token=limited.token,
-                          options=FetchOptions(requests_per_second=None, pack=10))
+    records = fetch_usage(
+        start,
+        end,
+        url=limited.url,
+        token=limited.token,
+        options=FetchOptions(requests_per_second=None, pack=10),
+    )
     assert actual_records(records) == actual_records(reference)
     assert records.stats.pack <= 3 and records.stats.splits >= 1
     # Bounded cost: a few refused requests, never more than the unpacked run.
     assert records.stats.requests <= reference.stats.requests
     assert records.stats.splits <= 4
-
