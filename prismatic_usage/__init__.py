@@ -1,1 +1,56 @@
-"""prismatic_usage: Prismatic usage metrics as billing-ready pandas frames."""
+"""prismatic_usage: Prismatic usage metrics as billing-ready pandas frames.
+
+Data flows one way: the API (``fetch_usage``) -> raw records (``UsageRecords``)
+-> frames (``customer_instance_frame``, ``instance_compute_frame``) -> files
+(``write_reports``). ``fetch_report`` does the first three in one call.
+"""
+
+from .client import FetchProgress, fetch_usage, fetch_usage_async
+from .config import Connection, FetchOptions, resolve_connection
+from .errors import (
+    APIError,
+    AuthenticationError,
+    ConfigurationError,
+    MalformedResponseError,
+    OutputError,
+    PaginationError,
+    PrismaticUsageError,
+    QueryError,
+    RetriesExhaustedError,
+)
+from .export import write_csv, write_parquet, write_reports
+from .frames import customer_instance_frame, instance_compute_frame
+from .records import FetchStats, UsageRecords
+from .report import UsageReport, build_report, fetch_report, fetch_report_async
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "ConfigurationError",
+    "Connection",
+    "FetchOptions",
+    "FetchProgress",
+    "FetchStats",
+    "MalformedResponseError",
+    "OutputError",
+    "PaginationError",
+    "PrismaticUsageError",
+    "QueryError",
+    "RetriesExhaustedError",
+    "UsageRecords",
+    "UsageReport",
+    "__version__",
+    "build_report",
+    "customer_instance_frame",
+    "fetch_report",
+    "fetch_report_async",
+    "fetch_usage",
+    "fetch_usage_async",
+    "instance_compute_frame",
+    "resolve_connection",
+    "write_csv",
+    "write_parquet",
+    "write_reports",
+]

@@ -31,7 +31,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from gql import GraphQLRequest
 
 from . import queries
 from .config import (
@@ -85,9 +84,21 @@ class PageUnit:
     offset: int
     first: int
 
+    @property
+    def is_probe(self) -> bool:
+        """The first page of an org-wide stream, which the server may refuse.
+
+        Probes travel alone: a refused non-null root field nulls the whole
+        answer, and its siblings would have to be fetched again.
+        """
+        return self.stream.name in _PROBED and self.offset == 0
+
     def describe(self) -> str:
         scope = f" of {self.stream.entity_arg} {self.entity}" if self.entity else ""
         return f"{self.stream.name}{scope} (offset {self.offset})"
+
+
+_PROBED = frozenset({queries.SNAPSHOTS_ORG_WIDE.name, queries.METRICS_ORG_WIDE.name})
 
 
 @dataclass
@@ -234,6 +245,9 @@ class _Fetch:
         }
         self._progress = progress
         self.pack = options.pack
+        self._proven_pack = 1
+        self._trial_in_flight = False
+        self._claimed = 0
         self.splits = 0
         self.units_sent = 0
         self._ready: deque[PageUnit] = deque()
@@ -297,20 +311,62 @@ class _Fetch:
     async def _worker(self) -> None:
         while True:
             async with self._wake:
-                await self._wake.wait_for(lambda: bool(self._ready) or self._busy == 0)
-                if not self._ready:
+                await self._wake.wait_for(self._may_claim)
+                if not self._ready and self._busy == 0:
                     self._wake.notify_all()
                     return
+                claim, limit, trial = self._claim()
                 self._busy += 1
             try:
-                batch = [self._ready.popleft() for _ in range(min(self.pack, len(self._ready)))]
-                await self._send(batch)
+                # Take the units only once the pace lets this request start, so
+                # that everything that became ready meanwhile rides along.
+                await self._gate.wait_turn()
+                self._claimed -= claim
+                batch = self._take_batch(min(limit, len(self._ready) - self._claimed))
+                if batch:
+                    await self._send(batch, trial=trial)
             finally:
                 async with self._wake:
                     self._busy -= 1
+                    if trial:
+                        self._trial_in_flight = False
                     self._wake.notify_all()
 
-    async def _send(self, batch: list[PageUnit]) -> None:
+    def _may_claim(self) -> bool:
+        if not self._ready and self._busy == 0:
+            return True  # nothing left anywhere: time to stop
+        return len(self._ready) > self._claimed and not self._trial_in_flight
+
+    def _claim(self) -> tuple[int, int, bool]:
+        """How many ready units this worker reserves, and how many it may pack.
+
+        Packs no larger than one that already succeeded go freely; a larger one
+        is a trial, sent while the others wait, so that a server with a lower
+        limit refuses one request rather than one per worker.
+        """
+        unclaimed = len(self._ready) - self._claimed
+        trial = unclaimed > self._proven_pack and self.pack > self._proven_pack
+        limit = self.pack if trial else self._proven_pack
+        claim = min(limit, unclaimed)
+        self._trial_in_flight = trial
+        self._claimed += claim
+        return claim, limit, trial
+
+    def _take_batch(self, limit: int) -> list[PageUnit]:
+        """Up to ``limit`` ready units; a probe goes alone."""
+        if not self._ready or limit < 1:
+            return []
+        if self._ready[0].is_probe:
+            return [self._ready.popleft()]
+        batch: list[PageUnit] = []
+        skipped: list[PageUnit] = []
+        while self._ready and len(batch) < min(limit, self.pack):
+            unit = self._ready.popleft()
+            (skipped if unit.is_probe else batch).append(unit)
+        self._ready.extendleft(reversed(skipped))
+        return batch
+
+    async def _send(self, batch: list[PageUnit], *, trial: bool = False) -> None:
         order = {stream.name: i for i, stream in enumerate(queries.STREAMS)}
         batch.sort(key=lambda unit: order[unit.stream.name])
         document = queries.packed_document(tuple(unit.stream for unit in batch))
@@ -322,23 +378,23 @@ class _Fetch:
                 variables[f"e{slot}"] = unit.entity
             for _, name in unit.stream.range_args:
                 variables[name] = self._range_variables[name]
-        request = GraphQLRequest(
-            document, variable_values=variables, operation_name=queries.OPERATION_NAME
-        )
+        request = document.with_variables(variables)
         what = batch[0].describe() if len(batch) == 1 else f"{len(batch)} packed pages"
         self.units_sent += len(batch)
         try:
-            answer = await self._session.send(request, what=what, splittable=len(batch) > 1)
+            answer = await self._session.send(
+                request, what=what, splittable=len(batch) > 1, turn_taken=True
+            )
+            if self._absorb(batch, answer) and trial:
+                self._proven_pack = max(self._proven_pack, len(batch))
         except RequestTooLarge as exc:
             self._split(batch, str(exc))
-            return
-        self._absorb(batch, answer)
         self._report_progress()
 
     def _split(self, batch: list[PageUnit], reason: str) -> None:
         """Put a refused pack back, and pack fewer units per request from now on."""
         self.splits += 1
-        self.pack = max(1, min(self.pack, len(batch) // 2))
+        self.pack = max(1, self._proven_pack, min(self.pack, len(batch) // 2))
         log.info(
             "server refused %d packed pages (%s); packing %d from now on",
             len(batch),
@@ -349,7 +405,8 @@ class _Fetch:
 
     # -- absorbing answers --------------------------------------------------------
 
-    def _absorb(self, batch: list[PageUnit], answer: Answer) -> None:
+    def _absorb(self, batch: list[PageUnit], answer: Answer) -> bool:
+        """File each unit's page, error or retry; False if the pack was refused whole."""
         aliases = {queries.alias(slot): unit for slot, unit in enumerate(batch)}
         unit_errors: dict[str, list[Mapping[str, Any]]] = {}
         whole_errors: list[Mapping[str, Any]] = []
@@ -360,15 +417,12 @@ class _Fetch:
                 unit_errors.setdefault(str(key), []).append(error)
             else:
                 whole_errors.append(error if isinstance(error, Mapping) else {"message": error})
+        if whole_errors and len(batch) > 1:
+            self._split(batch, _messages(whole_errors))
+            return False
         if whole_errors:
-            if len(batch) > 1:
-                self._split(batch, _messages(whole_errors))
-                return
-            raise QueryError(
-                f"the API refused {batch[0].describe()}: {_messages(whole_errors)}",
-                errors=whole_errors,
-                context=batch[0].describe(),
-            )
+            # A lone unit owns every error of its request, with or without a path.
+            unit_errors.setdefault(queries.alias(0), []).extend(whole_errors)
         data = answer.data or {}
         for name, unit in aliases.items():
             if name in unit_errors:
@@ -378,6 +432,7 @@ class _Fetch:
                 self._requeue(unit)
             else:
                 self._page_arrived(unit, data[name])
+        return True
 
     def _requeue(self, unit: PageUnit) -> None:
         count = self._requeues.get(unit, 0) + 1

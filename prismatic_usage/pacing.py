@@ -35,7 +35,8 @@ class RequestGate:
         self.in_flight = 0
         self.max_in_flight = 0
 
-    async def _wait_turn(self) -> None:
+    async def wait_turn(self) -> None:
+        """Wait until the pace and any 429 pause allow the next request to start."""
         async with self._lock:
             while True:
                 now = time.monotonic()
@@ -47,10 +48,12 @@ class RequestGate:
                 self._next_start = max(now, self._next_start) + 1.0 / self.rate
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold one request slot: waits for concurrency, pace and any 429 pause."""
+    async def slot(self, *, turn_taken: bool = False) -> AsyncIterator[None]:
+        """Hold one request slot: waits for concurrency, then (unless already
+        taken with :meth:`wait_turn`) for the pace and any 429 pause."""
         async with self._semaphore:
-            await self._wait_turn()
+            if not turn_taken:
+                await self.wait_turn()
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             try:

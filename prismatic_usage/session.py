@@ -144,14 +144,20 @@ class ApiSession:
     async def __aexit__(self, *exc_info: object) -> None:
         await self._client.close_async()  # type: ignore[no-untyped-call]
 
-    async def send(self, request: GraphQLRequest, *, what: str, splittable: bool) -> Answer:
-        """Send one request, retrying transient failures; ``what`` names it in errors."""
+    async def send(
+        self, request: GraphQLRequest, *, what: str, splittable: bool, turn_taken: bool = False
+    ) -> Answer:
+        """Send one request, retrying transient failures; ``what`` names it in errors.
+
+        ``turn_taken`` says the caller already waited for the gate's pace for
+        the first attempt (so it could pack what was ready at that moment).
+        """
         started = time.monotonic()
         attempts = 0
         while True:
             attempts += 1
             token_version = self._token_version
-            async with self._gate.slot():
+            async with self._gate.slot(turn_taken=turn_taken and attempts == 1):
                 self.counters.requests += 1
                 failure = await self._attempt(request, what=what, splittable=splittable)
             if isinstance(failure, Answer):

@@ -1,0 +1,358 @@
+"""``python -m prismatic_usage`` / ``prismatic-usage``: arguments in, reports out, exit codes.
+
+Exit codes: 0 success, 1 failure (API, network, output), 2 usage error
+(bad arguments, dates, URL), 130 interrupted. The only module that reads argv
+or exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from . import config
+from .client import FetchProgress, ProgressCallback
+from .config import Connection, FetchOptions
+from .errors import ConfigurationError, OutputError, PrismaticUsageError
+from .export import write_reports
+from .report import UsageReport, fetch_report
+
+__all__ = ["main"]
+
+log = logging.getLogger("prismatic_usage")
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_MAX_DAYS = 400
+
+EXAMPLES = """\
+examples:
+  # the built-in sandbox: no token, no network
+  python -m prismatic_usage --demo --start-date 2024-12-01 --end-date 2025-02-13
+
+  # the real API (token from `prism me:token`)
+  export PRISMATIC_API_KEY=$(prism me:token)
+  python -m prismatic_usage --start-date 2024-12-01 --end-date 2025-02-13
+
+  # another region, Parquet too, into ./reports
+  python -m prismatic_usage --url https://app.eu-west-1.prismatic.io \\
+      --start-date 2025-01-01 --end-date 2025-01-31 --format both --output-dir reports
+
+  # a local sandbox server for experiments (prints its url and token)
+  python -m prismatic_usage sandbox --port 8080
+
+exit codes: 0 ok, 1 failure (API, network, output), 2 usage error, 130 interrupted
+"""
+
+
+class UsageError(ConfigurationError):
+    """A command-line mistake (exit code 2)."""
+
+
+def _iso_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a valid date; use YYYY-MM-DD, e.g. 2025-02-13"
+        ) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The report command's arguments."""
+    parser = argparse.ArgumentParser(
+        prog="prismatic-usage",
+        description=(
+            "Fetch Prismatic usage for a date range and write "
+            "customer-instance-data.csv and instance-compute-data.csv."
+        ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    dates = parser.add_argument_group("what to fetch")
+    dates.add_argument(
+        "--start-date",
+        type=_iso_date,
+        required=True,
+        metavar="YYYY-MM-DD",
+        help="first day, inclusive",
+    )
+    dates.add_argument(
+        "--end-date",
+        type=_iso_date,
+        required=True,
+        metavar="YYYY-MM-DD",
+        help="last day, inclusive (the whole day is fetched)",
+    )
+    dates.add_argument(
+        "--timezone",
+        "--tz",
+        dest="tz",
+        default="UTC",
+        metavar="ZONE",
+        help="IANA zone whose midnights bound the days (default: UTC)",
+    )
+    dates.add_argument(
+        "--max-days",
+        type=_positive_int,
+        default=DEFAULT_MAX_DAYS,
+        help=f"refuse longer ranges unless --yes (default: {DEFAULT_MAX_DAYS})",
+    )
+    dates.add_argument("--yes", action="store_true", help="accept a range over --max-days")
+
+    source = parser.add_argument_group("where from")
+    source.add_argument(
+        "--url",
+        help="stack URL (default: $PRISMATIC_URL, else "
+        "https://app.prismatic.io); the token comes from $PRISMATIC_API_KEY",
+    )
+    source.add_argument(
+        "--demo",
+        action="store_true",
+        help="use the built-in sandbox with generated data (no token, no network)",
+    )
+
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("."),
+        help="where to write the reports (default: current directory)",
+    )
+    output.add_argument(
+        "--format",
+        choices=("csv", "parquet", "both"),
+        default="csv",
+        help="file format (default: csv)",
+    )
+    output.add_argument(
+        "--columns",
+        choices=("default", "extended"),
+        default="default",
+        help="extended adds Customer External ID, Integration Name, Snapshots",
+    )
+    output.add_argument(
+        "--excel-safe",
+        action="store_true",
+        help="prefix formula-like text cells with ' for spreadsheets",
+    )
+
+    tuning = parser.add_argument_group("tuning (defaults are safe for the real API)")
+    tuning.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=config.DEFAULT_CONCURRENCY,
+        help="requests in flight (default: %(default)s)",
+    )
+    tuning.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=config.DEFAULT_REQUESTS_PER_SECOND,
+        help="requests per second, lowered on HTTP 429 (default: %(default)s)",
+    )
+    tuning.add_argument(
+        "--page-size",
+        type=_positive_int,
+        default=config.MAX_PAGE_SIZE,
+        help="nodes per page, at most 100 (default: %(default)s)",
+    )
+    tuning.add_argument(
+        "--pack",
+        type=_positive_int,
+        default=config.DEFAULT_PACK,
+        help="page queries per request; 1 disables packing (default: %(default)s)",
+    )
+    tuning.add_argument(
+        "--no-org-wide",
+        dest="org_wide",
+        action="store_false",
+        help="skip the org-wide attempt; query per customer / instance",
+    )
+    tuning.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=config.DEFAULT_TIMEOUT,
+        help="seconds per request before it is retried (default: %(default)s)",
+    )
+    tuning.add_argument(
+        "--max-attempts",
+        type=_positive_int,
+        default=config.DEFAULT_MAX_ATTEMPTS,
+        help="attempts per request on transient errors (default: %(default)s)",
+    )
+
+    chatter = parser.add_argument_group("messages")
+    chatter.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    chatter.add_argument(
+        "-v", "--verbose", action="store_true", help="log requests and retries; show tracebacks"
+    )
+    return parser
+
+
+def _check_dates(args: argparse.Namespace) -> None:
+    start: dt.date = args.start_date
+    end: dt.date = args.end_date
+    config.validate_date_range(start, end)
+    days = (end - start).days + 1
+    if days > args.max_days and not args.yes:
+        raise UsageError(
+            f"the range covers {days} days, over --max-days {args.max_days}; "
+            "pass --yes to fetch it anyway"
+        )
+    if end >= dt.datetime.now(dt.UTC).date():
+        log.warning("the end date %s is today or later: its numbers are still partial", end)
+
+
+def _check_output_dir(directory: Path) -> None:
+    """Create the output directory and prove it writable before any network work."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write to {directory}: {exc.strerror or exc}; choose another --output-dir"
+        ) from None
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool) -> Iterator[ProgressCallback | None]:
+    if not enabled:
+        yield None
+        return
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        yield None
+        return
+    bar = tqdm(total=0, unit="entity", desc="fetching", leave=False, file=sys.stderr)
+
+    def update(event: FetchProgress) -> None:
+        bar.total = event.entities_total
+        bar.n = event.entities_done
+        bar.set_postfix(requests=event.requests, rows=event.rows, refresh=False)
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
+@contextlib.contextmanager
+def _connection(args: argparse.Namespace) -> Iterator[Connection]:
+    if not args.demo:
+        yield config.resolve_connection(args.url)
+        return
+    from .sandbox import Sandbox, generate_org
+
+    days = (args.end_date - args.start_date).days + 1
+    data = generate_org(seed=0, start=args.start_date, days=days)
+    with Sandbox(data) as sandbox:
+        yield Connection(base_url=sandbox.url, token=sandbox.token)
+
+
+def _run(args: argparse.Namespace) -> int:
+    _check_dates(args)
+    config.validate_timezone(args.tz)
+    options = FetchOptions(
+        concurrency=args.concurrency,
+        requests_per_second=args.rate
+        if args.rate is not None or args.demo
+        else config.DEFAULT_REQUESTS_PER_SECOND,
+        page_size=args.page_size,
+        pack=args.pack,
+        org_wide=args.org_wide,
+        timeout=args.timeout,
+        max_attempts=args.max_attempts,
+    )
+    _check_output_dir(args.output_dir)
+    formats = ("csv", "parquet") if args.format == "both" else (args.format,)
+    started = time.monotonic()
+    show_progress = not args.quiet and sys.stderr.isatty()
+    with _connection(args) as connection, _progress_bar(show_progress) as progress:
+        report: UsageReport = fetch_report(
+            args.start_date,
+            args.end_date,
+            connection=connection,
+            tz=args.tz,
+            options=options,
+            extended=args.columns == "extended",
+            progress=progress,
+        )
+    paths = write_reports(
+        report.customer_instances,
+        report.instance_compute,
+        args.output_dir,
+        formats=formats,
+        excel_safe=args.excel_safe,
+    )
+    if not args.quiet:
+        for path in paths:
+            print(f"wrote {path}")
+        records = report.records
+        print(
+            f"{records.customers.num_rows} customers, {records.instances.num_rows} instances, "
+            f"{len(report.customer_instances)} + {len(report.instance_compute)} rows, "
+            f"{records.stats.requests} requests, {time.monotonic() - started:.1f} s"
+        )
+    return EXIT_OK
+
+
+def _configure_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("prismatic_usage")
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["sandbox"]:
+        from .sandbox.command import run as run_sandbox
+
+        return run_sandbox(arguments[1:])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(arguments)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    _configure_logging(args.verbose)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("prismatic-usage: interrupted; no report written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except PrismaticUsageError as exc:
+        if args.verbose:
+            log.exception("failed")
+        print(f"prismatic-usage: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, ConfigurationError) else EXIT_FAILURE

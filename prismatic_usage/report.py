@@ -1,0 +1,102 @@
+"""The one-call convenience: fetch a date range and build both frames."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .client import ProgressCallback, fetch_usage_async
+from .config import Connection, FetchOptions
+from .frames import customer_instance_frame, instance_compute_frame
+from .records import UsageRecords
+from .sync import run_sync
+
+__all__ = ["UsageReport", "fetch_report", "fetch_report_async"]
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    """Both daily frames for a date range, and the raw records they came from."""
+
+    customer_instances: pd.DataFrame
+    instance_compute: pd.DataFrame
+    records: UsageRecords
+
+
+def build_report(records: UsageRecords, *, extended: bool = False) -> UsageReport:
+    """Both frames from already fetched records (no network)."""
+    return UsageReport(
+        customer_instances=customer_instance_frame(records, extended=extended),
+        instance_compute=instance_compute_frame(records, extended=extended),
+        records=records,
+    )
+
+
+async def fetch_report_async(
+    start: dt.date | str,
+    end: dt.date | str,
+    *,
+    url: str | None = None,
+    token: str | None = None,
+    connection: Connection | None = None,
+    tz: str = "UTC",
+    options: FetchOptions | None = None,
+    extended: bool = False,
+    progress: ProgressCallback | None = None,
+) -> UsageReport:
+    """Fetch ``start``..``end`` (inclusive) and build both frames; see :func:`fetch_report`."""
+    records = await fetch_usage_async(
+        start,
+        end,
+        url=url,
+        token=token,
+        connection=connection,
+        tz=tz,
+        options=options,
+        progress=progress,
+    )
+    return build_report(records, extended=extended)
+
+
+def fetch_report(
+    start: dt.date | str,
+    end: dt.date | str,
+    *,
+    url: str | None = None,
+    token: str | None = None,
+    connection: Connection | None = None,
+    tz: str = "UTC",
+    options: FetchOptions | None = None,
+    extended: bool = False,
+    progress: ProgressCallback | None = None,
+) -> UsageReport:
+    """Fetch a date range and return the daily customer-instance and compute frames.
+
+    Works in scripts and inside Jupyter (see :func:`prismatic_usage.fetch_usage`
+    for the parameters; ``extended`` adds the external ID, integration name and
+    snapshot-count columns).
+
+    Examples
+    --------
+    >>> from prismatic_usage import fetch_report
+    >>> from prismatic_usage.sandbox import Sandbox
+    >>> with Sandbox() as sb:  # doctest: +SKIP
+    ...     report = fetch_report("2025-01-01", "2025-01-31", url=sb.url, token=sb.token)
+    >>> report.customer_instances.columns.tolist()  # doctest: +SKIP
+    ['Customer ID', 'Customer Name', 'Date', 'Deployed Instances', 'Unique Integrations']
+    """
+    return run_sync(
+        fetch_report_async(
+            start,
+            end,
+            url=url,
+            token=token,
+            connection=connection,
+            tz=tz,
+            options=options,
+            extended=extended,
+            progress=progress,
+        )
+    )
