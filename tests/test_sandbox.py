@@ -681,12 +681,9 @@ def test_hand_made_org_is_checked() -> None:
 
 
 def test_command_prints_url_and_token_then_serves() -> None:
-    code = (
-        "import sys; from prismatic_usage.sandbox.command import run; sys.exit(run(sys.argv[1:]))"
-    )
     args = ["--port", "0", "--customers", "3", "--days", "2", "--token", "t0k"]
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, *args],
+        [sys.executable, "-m", "prismatic_usage", "sandbox", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
