@@ -4,7 +4,10 @@ Each report has one ordered declaration, header -> column type, and everything
 else is derived from it: the order and dtypes of the DataFrame the pipelines
 build, the empty frame returned for empty input, the CSV header, the Parquet
 schema and the file stem. Columns flagged ``extended`` appear only in the
-``extended=True`` variant, at their declared position.
+``extended=True`` variant, at their declared position. Columns flagged
+``optional`` appear one by one, each only when the pipeline is asked for it
+(the billing summary's amount columns, one per price given), again at their
+declared position.
 
 Column types
 ------------
@@ -24,13 +27,22 @@ DATE
 COUNT
     ``int64``: exact up to 2**63 - 1 (BigInt values above 2**53 stay exact).
 AVERAGE
-    ``float64``: daily means, fractions are normal.
+    ``float64``: daily means and other fractional quantities (instance-days,
+    coverage, GB-seconds).
+MONEY
+    ``decimal128(18, 2)[pyarrow]`` (``pd.ArrowDtype(pa.decimal128(18, 2))``):
+    exact amounts in cents; elements are :class:`decimal.Decimal`, so sums stay
+    exact. Parquet ``decimal128(18, 2)`` with no cast; CSV text with exactly two
+    decimal places (``12.30``). Amounts up to 10**16 - 0.01 fit. Note that
+    ``pd.read_parquet`` gives such a column back as ``object`` holding the same
+    exact ``Decimal`` values (pyarrow's pandas metadata maps decimals to
+    ``object``); pass ``dtype_backend="pyarrow"`` to get the Arrow dtype.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -39,10 +51,15 @@ import pyarrow as pa
 
 __all__ = [
     "AVERAGE",
+    "BILLING_SUMMARY",
     "COUNT",
+    "CUSTOMER_COMPUTE_ROLLUP",
     "CUSTOMER_INSTANCE",
+    "CUSTOMER_PERIOD_ROLLUP",
     "DATE",
     "INSTANCE_COMPUTE",
+    "INSTANCE_COMPUTE_ROLLUP",
+    "MONEY",
     "REPORTS",
     "TEXT",
     "Column",
@@ -66,6 +83,7 @@ TEXT = ColumnType(pd.StringDtype("pyarrow", na_value=np.nan), pa.string(), text=
 DATE = ColumnType(pd.ArrowDtype(pa.date32()), pa.date32())
 COUNT = ColumnType(np.dtype("int64"), pa.int64())
 AVERAGE = ColumnType(np.dtype("float64"), pa.float64())
+MONEY = ColumnType(pd.ArrowDtype(pa.decimal128(18, 2)), pa.decimal128(18, 2))
 
 
 @dataclass(frozen=True)
@@ -76,6 +94,7 @@ class Column:
     type: ColumnType
     nullable: bool = False
     extended: bool = False
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,11 +107,20 @@ class FrameSpec:
     stem: str
     columns: tuple[Column, ...]
 
-    def select(self, *, extended: bool) -> FrameSpec:
-        """The basic variant (declared columns minus extended ones) or the full one."""
-        if extended:
-            return self
-        return FrameSpec(self.stem, tuple(c for c in self.columns if not c.extended))
+    def select(self, *, extended: bool, optional: Collection[str] = ()) -> FrameSpec:
+        """A variant: basic (no extended columns) or extended, plus the named optional columns.
+
+        Raises ``ValueError`` if ``optional`` names a column that is not declared optional.
+        """
+        unknown = set(optional) - {c.name for c in self.columns if c.optional}
+        if unknown:
+            raise ValueError(f"not optional columns of {self.stem}: {sorted(unknown)}")
+        kept = tuple(
+            c
+            for c in self.columns
+            if (extended or not c.extended) and (not c.optional or c.name in optional)
+        )
+        return self if kept == self.columns else FrameSpec(self.stem, kept)
 
     @property
     def names(self) -> list[str]:
@@ -165,7 +193,82 @@ INSTANCE_COMPUTE = FrameSpec(
     ),
 )
 
-REPORTS: tuple[FrameSpec, ...] = (CUSTOMER_INSTANCE, INSTANCE_COMPUTE)
+_PERIOD = (Column("Period Start", DATE), Column("Period End", DATE))
+_CUSTOMER_PERIOD_MEASURES = (
+    Column("Average Deployed Instances", AVERAGE),
+    Column("Average Unique Integrations", AVERAGE),
+    Column("Peak Deployed Instances", AVERAGE),
+    Column("Instance-Days", AVERAGE),
+    Column("Instance-Months", AVERAGE),
+    Column("Days With Data", COUNT),
+    Column("Days In Period", COUNT),
+    Column("Coverage", AVERAGE),
+)
+_MEANS = frozenset(
+    {"Average Deployed Instances", "Average Unique Integrations", "Peak Deployed Instances"}
+)
+_COMPUTE_MEASURES = (
+    Column("Successful Executions", COUNT),
+    Column("Failed Executions", COUNT),
+    Column("Step Count", COUNT),
+    Column("Execution Mb-Seconds", COUNT),
+    Column("Execution GB-Seconds", AVERAGE),
+)
+_CUSTOMER = (
+    Column("Customer ID", TEXT),
+    Column("Customer Name", TEXT),
+    Column("Customer External ID", TEXT, nullable=True, extended=True),
+)
+
+CUSTOMER_PERIOD_ROLLUP = FrameSpec(
+    "customer-period-rollup", (*_CUSTOMER, *_PERIOD, *_CUSTOMER_PERIOD_MEASURES)
+)
+"""Per customer and period, from the customer-instance frame; see ``billing``."""
+
+INSTANCE_COMPUTE_ROLLUP = FrameSpec(
+    "compute-rollup",
+    (
+        *_CUSTOMER,
+        Column("Instance ID", TEXT),
+        Column("Instance Name", TEXT),
+        Column("Integration Name", TEXT, nullable=True, extended=True),
+        *_PERIOD,
+        Column("Days With Data", COUNT),
+        *_COMPUTE_MEASURES,
+    ),
+)
+"""Per instance and period, from the instance-compute frame; see ``billing``."""
+
+CUSTOMER_COMPUTE_ROLLUP = FrameSpec(
+    "customer-compute-rollup",
+    (*_CUSTOMER, *_PERIOD, Column("Days With Data", COUNT), *_COMPUTE_MEASURES),
+)
+"""Per customer and period, from the instance-compute frame; see ``billing``."""
+
+BILLING_SUMMARY = FrameSpec(
+    "billing-summary",
+    (
+        *_CUSTOMER,
+        *_PERIOD,
+        # A customer with compute but no instance data in a period has no averages (NaN).
+        *(replace(c, nullable=c.name in _MEANS) for c in _CUSTOMER_PERIOD_MEASURES),
+        *_COMPUTE_MEASURES,
+        Column("Instance Amount", MONEY, optional=True),
+        Column("Compute Amount", MONEY, optional=True),
+        Column("Execution Amount", MONEY, optional=True),
+        Column("Total Amount", MONEY, optional=True),
+    ),
+)
+"""Per customer and period, both roll-ups joined, amounts for the prices given."""
+
+REPORTS: tuple[FrameSpec, ...] = (
+    CUSTOMER_INSTANCE,
+    INSTANCE_COMPUTE,
+    CUSTOMER_PERIOD_ROLLUP,
+    INSTANCE_COMPUTE_ROLLUP,
+    CUSTOMER_COMPUTE_ROLLUP,
+    BILLING_SUMMARY,
+)
 
 
 def spec_for_columns(columns: Any) -> FrameSpec | None:
@@ -174,8 +277,9 @@ def spec_for_columns(columns: Any) -> FrameSpec | None:
     if len(wanted) != len(list(columns)):
         return None
     for report in REPORTS:
+        optional = [c.name for c in report.columns if c.optional and c.name in wanted]
         for extended in (False, True):
-            spec = report.select(extended=extended)
+            spec = report.select(extended=extended, optional=optional)
             if set(spec.names) == wanted:
                 return spec
     return None

@@ -13,12 +13,14 @@ UTF-8 without BOM, ``\\n`` line endings, headers exactly as declared in
 Averages are written as Python's ``repr`` of the float: the shortest text that
 reads back as the same float64 (``8.5``, ``7.958333333333333``). Whole numbers
 keep their ``.0`` (``8.0``) so that a reader infers a float column for every
-file; the original script wrote ``8``. Text is quoted only when needed: when it
-contains a comma, a double quote, ``\\r`` or ``\\n`` (quotes doubled), or is the
-empty string (written ``""`` to tell it apart from a missing value, which is
-written as an empty field). The stdlib ``csv`` writer does not quote a lone
-``\\r`` when the line terminator is ``\\n``, which would split the row on reading,
-hence the writer here.
+file; the original script wrote ``8``. Money amounts (the billing summary's
+``decimal128(18, 2)`` columns) are written with exactly two decimal places
+(``12.30``), which :class:`decimal.Decimal` reads back exactly. Text is quoted
+only when needed: when it contains a comma, a double quote, ``\\r`` or ``\\n``
+(quotes doubled), or is the empty string (written ``""`` to tell it apart from
+a missing value, which is written as an empty field). The stdlib ``csv``
+writer does not quote a lone ``\\r`` when the line terminator is ``\\n``, which
+would split the row on reading, hence the writer here.
 
 ``pandas.read_csv`` and ``float()`` read every float back exactly.
 """
@@ -68,7 +70,8 @@ def write_csv(
     frame : pandas.DataFrame
         A frame from :func:`~prismatic_usage.frames.customer_instance_frame` or
         :func:`~prismatic_usage.frames.instance_compute_frame` (basic or
-        extended): its columns must be a declared set with the declared dtypes.
+        extended), or a roll-up or summary from :mod:`prismatic_usage.billing`:
+        its columns must be a declared set with the declared dtypes.
         Columns are written in declared order.
     path : str or os.PathLike
         The file to write; its directory is created if missing.
@@ -103,8 +106,10 @@ def write_parquet(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
 
     The schema comes from the frame's declaration, not from inference: ``Date``
     is ``date32``, counts ``int64``, averages ``float64`` (``double``), IDs and
-    names ``string``; only optional columns (external IDs, integration names)
-    are nullable. ``pandas.read_parquet`` gives back the same dtypes.
+    names ``string``, money amounts ``decimal128(18, 2)``; only optional
+    columns (external IDs, integration names, a billing summary's averages)
+    are nullable. ``pandas.read_parquet`` gives back the same dtypes, except
+    amounts: ``object`` columns of the same exact :class:`decimal.Decimal`.
 
     Parameters
     ----------
