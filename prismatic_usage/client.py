@@ -101,6 +101,16 @@ class PageUnit:
 _PROBED = frozenset({queries.SNAPSHOTS_ORG_WIDE.name, queries.METRICS_ORG_WIDE.name})
 
 
+@dataclass(frozen=True)
+class _Claim:
+    """What a worker reserved before waiting for its turn."""
+
+    probe: bool
+    count: int
+    limit: int
+    trial: bool
+
+
 @dataclass
 class _StreamState:
     """Paging state of one (stream, entity): the one place that decides when it is done."""
@@ -251,6 +261,8 @@ class _Fetch:
         self.splits = 0
         self.units_sent = 0
         self._ready: deque[PageUnit] = deque()
+        self._probes: deque[PageUnit] = deque()
+        self._claimed_probes = 0
         self._requeues: dict[PageUnit, int] = {}
         self._states: dict[tuple[str, str | None], _StreamState] = {}
         self._busy = 0
@@ -291,13 +303,13 @@ class _Fetch:
         state.outstanding += 1
         state.planned_until = self._options.page_size
         self._entities_total += 1
-        self._ready.append(PageUnit(stream, entity, 0, self._options.page_size))
+        self._enqueue(PageUnit(stream, entity, 0, self._options.page_size))
 
     def _plan_pages_until(self, unit: PageUnit, state: _StreamState, total: int) -> None:
         size = self._options.page_size
         for offset in range(state.planned_until, total, size):
             state.outstanding += 1
-            self._ready.append(PageUnit(unit.stream, unit.entity, offset, size))
+            self._enqueue(PageUnit(unit.stream, unit.entity, offset, size))
         state.planned_until = max(state.planned_until, total)
 
     # -- the workers ------------------------------------------------------------
@@ -312,59 +324,62 @@ class _Fetch:
         while True:
             async with self._wake:
                 await self._wake.wait_for(self._may_claim)
-                if not self._ready and self._busy == 0:
+                if self._finished():
                     self._wake.notify_all()
                     return
-                claim, limit, trial = self._claim()
+                claim = self._claim()
                 self._busy += 1
             try:
                 # Take the units only once the pace lets this request start, so
                 # that everything that became ready meanwhile rides along.
                 await self._gate.wait_turn()
-                self._claimed -= claim
-                batch = self._take_batch(min(limit, len(self._ready) - self._claimed))
+                batch = self._take_batch(claim)
                 if batch:
-                    await self._send(batch, trial=trial)
+                    await self._send(batch, trial=claim.trial)
             finally:
                 async with self._wake:
                     self._busy -= 1
-                    if trial:
+                    if claim.trial:
                         self._trial_in_flight = False
                     self._wake.notify_all()
 
+    def _finished(self) -> bool:
+        return not self._ready and not self._probes and self._busy == 0
+
     def _may_claim(self) -> bool:
-        if not self._ready and self._busy == 0:
-            return True  # nothing left anywhere: time to stop
+        if self._finished() or len(self._probes) > self._claimed_probes:
+            return True
         return len(self._ready) > self._claimed and not self._trial_in_flight
 
-    def _claim(self) -> tuple[int, int, bool]:
-        """How many ready units this worker reserves, and how many it may pack.
+    def _claim(self) -> _Claim:
+        """Reserve work for one request: a probe, or up to a pack of ready units.
 
         Packs no larger than one that already succeeded go freely; a larger one
         is a trial, sent while the others wait, so that a server with a lower
-        limit refuses one request rather than one per worker.
+        limit refuses one request rather than one per worker. Probes never wait.
         """
+        if len(self._probes) > self._claimed_probes:
+            self._claimed_probes += 1
+            return _Claim(probe=True, count=1, limit=1, trial=False)
         unclaimed = len(self._ready) - self._claimed
         trial = unclaimed > self._proven_pack and self.pack > self._proven_pack
         limit = self.pack if trial else self._proven_pack
-        claim = min(limit, unclaimed)
+        count = min(limit, unclaimed)
         self._trial_in_flight = trial
-        self._claimed += claim
-        return claim, limit, trial
+        self._claimed += count
+        return _Claim(probe=False, count=count, limit=limit, trial=trial)
 
-    def _take_batch(self, limit: int) -> list[PageUnit]:
-        """Up to ``limit`` ready units; a probe goes alone."""
-        if not self._ready or limit < 1:
-            return []
-        if self._ready[0].is_probe:
-            return [self._ready.popleft()]
-        batch: list[PageUnit] = []
-        skipped: list[PageUnit] = []
-        while self._ready and len(batch) < min(limit, self.pack):
-            unit = self._ready.popleft()
-            (skipped if unit.is_probe else batch).append(unit)
-        self._ready.extendleft(reversed(skipped))
-        return batch
+    def _take_batch(self, claim: _Claim) -> list[PageUnit]:
+        """The units for a claim: its probe, or up to ``limit`` unreserved ready units."""
+        if claim.probe:
+            self._claimed_probes -= 1
+            return [self._probes.popleft()] if self._probes else []
+        self._claimed -= claim.count
+        size = min(claim.limit, self.pack, len(self._ready) - self._claimed)
+        return [self._ready.popleft() for _ in range(max(0, size))]
+
+    def _enqueue(self, unit: PageUnit) -> None:
+        (self._probes if unit.is_probe else self._ready).append(unit)
 
     async def _send(self, batch: list[PageUnit], *, trial: bool = False) -> None:
         order = {stream.name: i for i, stream in enumerate(queries.STREAMS)}
@@ -439,7 +454,7 @@ class _Fetch:
         if count > _MAX_REQUEUES:
             raise MalformedResponseError(f"{unit.describe()}: the API keeps answering null")
         self._requeues[unit] = count
-        self._ready.append(unit)
+        self._enqueue(unit)
 
     def _unit_failed(self, unit: PageUnit, errors: list[Mapping[str, Any]]) -> None:
         message = _messages(errors)
@@ -486,6 +501,13 @@ class _Fetch:
             raise PaginationError(
                 f"{where}: the page holds {len(nodes)} nodes but totalCount {total} "
                 f"promises {expected}; the server's paging is inconsistent"
+            )
+        has_next = _field(connection, "pageInfo", "hasNextPage", where=where)
+        if has_next is not (unit.offset + len(nodes) < total):
+            raise PaginationError(
+                f"{where}: hasNextPage is {has_next} but totalCount {total} says "
+                f"{'more' if unit.offset + len(nodes) < total else 'no more'} pages follow; "
+                "the server's paging is inconsistent"
             )
         start_cursor = _field(connection, "pageInfo", "startCursor", where=where) if nodes else None
         position = _cursor_offset(start_cursor)

@@ -105,8 +105,11 @@ async def handle_api(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     plan = state.faults  # one plan for the whole request, even if swapped meanwhile
     seq = state.next_api_seq()
-    if plan.latency > 0:
-        await asyncio.sleep(plan.latency)
+    delay = plan.latency + plan.slow(seq)
+    if delay > 0:
+        await asyncio.sleep(delay)
+    if plan.expire_token_at == seq:
+        state.expire_tokens()
     if plan.drops(seq):
         if request.transport is not None:
             request.transport.close()
@@ -176,6 +179,7 @@ async def _graphql(
         refuse_org_wide_snapshots=switches.refuse_org_wide_snapshots,
         stuck_cursor=plan.stuck_cursor,
         lie_total_count=plan.lie_total_count,
+        denied_ids=plan.denied_ids,
     )
     result = execute_sync(
         state.schema,

@@ -47,6 +47,13 @@ class FaultPlan:
         the ``after`` it was given.
     lie_total_count
         Added to every ``totalCount`` (0 = truthful).
+    slow_every_nth, slow_seconds
+        Every n-th request waits ``slow_seconds`` more (to trip client timeouts).
+    expire_token_at
+        Request number n finds every token issued so far expired (once).
+    denied_ids
+        Customer / instance IDs whose usage metrics answer a GraphQL
+        "permission denied" error (HTTP 200, with a path).
     """
 
     latency: float = 0.0
@@ -59,6 +66,15 @@ class FaultPlan:
     drop_connection_every_nth: int | None = None
     stuck_cursor: bool = False
     lie_total_count: int = 0
+    slow_every_nth: int | None = None
+    slow_seconds: float = 0.0
+    expire_token_at: int | None = None
+    denied_ids: frozenset[str] = frozenset()
+
+    def slow(self, seq: int) -> float:
+        """Extra seconds request number ``seq`` waits."""
+        n = self.slow_every_nth
+        return self.slow_seconds if n and seq % n == 0 else 0.0
 
     def status_for(self, seq: int) -> int | None:
         """The ``every_nth`` status request number ``seq`` must get, if any."""

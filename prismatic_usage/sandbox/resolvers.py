@@ -35,6 +35,12 @@ class ResolveContext:
     refuse_org_wide_snapshots: bool = False
     stuck_cursor: bool = False
     lie_total_count: int = 0
+    denied_ids: frozenset[str] = frozenset()
+
+
+def _check_permission(ctx: ResolveContext, entity_id: str) -> None:
+    if entity_id in ctx.denied_ids:
+        raise GraphQLError("You do not have permission to view usage metrics of this record.")
 
 
 class RowView(Sequence[T]):
@@ -261,6 +267,7 @@ def resolve_customer_total_usage_metrics(
         rows = data.all_latest_daily_snapshots if latest else data.all_snapshots
     else:
         cid = _record_id(customer, data.customers_by_id, "customer")
+        _check_permission(ctx, cid)
         rows = data.latest_daily_snapshots_of(cid) if latest else data.snapshots_of(cid)
     low, high = _bounds(args, "snapshotTime", exact=False)
     return _finish(ctx, page_from(_ranged(rows, low, high, args), request), args)
@@ -279,7 +286,9 @@ def resolve_instance_daily_usage_metrics(
             raise GraphQLError("Missing required argument 'instance'")
         rows = ctx.data.all_metrics
     else:
-        rows = ctx.data.metrics_of(_record_id(instance, ctx.data.instances_by_id, "instance"))
+        iid = _record_id(instance, ctx.data.instances_by_id, "instance")
+        _check_permission(ctx, iid)
+        rows = ctx.data.metrics_of(iid)
     low, high = _bounds(args, "snapshotDate", exact=True)
     return _finish(ctx, page_from(_ranged(rows, low, high, args), request), args)
 
