@@ -2,9 +2,12 @@
 
 Data flows one way: the API (``fetch_usage``) -> raw records (``UsageRecords``)
 -> frames (``customer_instance_frame``, ``instance_compute_frame``) -> files
-(``write_reports``). ``fetch_report`` does the first three in one call.
+(``write_reports``); billing views (``billing_summary`` and the roll-ups) are
+pure functions over the daily frames. ``fetch_report`` does the first three
+steps in one call.
 """
 
+from .billing import Prices, billing_summary, compute_rollup, customer_period_rollup
 from .client import FetchProgress, fetch_usage, fetch_usage_async
 from .config import Connection, FetchOptions, resolve_connection
 from .errors import (
@@ -36,14 +39,18 @@ __all__ = [
     "MalformedResponseError",
     "OutputError",
     "PaginationError",
+    "Prices",
     "PrismaticUsageError",
     "QueryError",
     "RetriesExhaustedError",
     "UsageRecords",
     "UsageReport",
     "__version__",
+    "billing_summary",
     "build_report",
+    "compute_rollup",
     "customer_instance_frame",
+    "customer_period_rollup",
     "fetch_report",
     "fetch_report_async",
     "fetch_usage",

@@ -15,9 +15,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from . import config
+from .billing import PERIODS, Prices, billing_summary
 from .client import FetchProgress, ProgressCallback
 from .config import Connection, FetchOptions
 from .errors import ConfigurationError, OutputError, PrismaticUsageError
@@ -43,6 +45,10 @@ examples:
   # another region, Parquet too, into ./reports
   python -m prismatic_usage --url https://app.eu-west-1.prismatic.io \\
       --start-date 2025-01-01 --end-date 2025-01-31 --format both --output-dir reports
+
+  # a monthly billing summary with prices
+  python -m prismatic_usage --start-date 2025-01-01 --end-date 2025-03-31 --summary \\
+      --price-instance-month 25 --price-gb-second 0.0001 --price-1k-executions 0.50
 
   # a local sandbox server for experiments (prints its url and token)
   python -m prismatic_usage sandbox --port 8080
@@ -81,6 +87,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
+
+
+def _price(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a decimal amount, e.g. 12.50") from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a non-negative amount")
     return value
 
 
@@ -161,6 +177,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--excel-safe",
         action="store_true",
         help="prefix formula-like text cells with ' for spreadsheets",
+    )
+
+    billing = parser.add_argument_group("billing summary")
+    billing.add_argument(
+        "--summary",
+        action="store_true",
+        help="also write billing-summary.csv: one row per customer per period",
+    )
+    billing.add_argument(
+        "--period", choices=PERIODS, default="month", help="billing period (default: month)"
+    )
+    billing.add_argument(
+        "--price-instance-month",
+        type=_price,
+        metavar="AMOUNT",
+        help="price of one instance deployed for a whole month",
+    )
+    billing.add_argument(
+        "--price-gb-second",
+        type=_price,
+        metavar="AMOUNT",
+        help="price of one GB-second of execution (1 GB = 1024 MB)",
+    )
+    billing.add_argument(
+        "--price-1k-executions",
+        type=_price,
+        metavar="AMOUNT",
+        help="price of 1,000 executions (successful + failed)",
     )
 
     tuning = parser.add_argument_group("tuning (defaults are safe for the real API)")
@@ -306,12 +350,30 @@ def _run(args: argparse.Namespace) -> int:
             extended=args.columns == "extended",
             progress=progress,
         )
+    extra = []
+    if args.summary:
+        prices = Prices(
+            instance_month=args.price_instance_month,
+            gb_second=args.price_gb_second,
+            per_1k_executions=args.price_1k_executions,
+        )
+        extra.append(
+            billing_summary(
+                report.customer_instances,
+                report.instance_compute,
+                period=args.period,
+                start=args.start_date,
+                end=args.end_date,
+                prices=prices,
+            )
+        )
     paths = write_reports(
         report.customer_instances,
         report.instance_compute,
         args.output_dir,
         formats=formats,
         excel_safe=args.excel_safe,
+        extra=extra,
     )
     if not args.quiet:
         for path in paths:

@@ -379,7 +379,18 @@ class _Fetch:
         return [self._ready.popleft() for _ in range(max(0, size))]
 
     def _enqueue(self, unit: PageUnit) -> None:
-        (self._probes if unit.is_probe else self._ready).append(unit)
+        """Queue a unit; pages that unlock more planning jump the queue.
+
+        List pages (the per-entity streams wait for the whole list) and first
+        pages (they reveal a stream's totalCount) go to the front, so planning
+        never stalls behind hundreds of ordinary pages.
+        """
+        if unit.is_probe:
+            self._probes.append(unit)
+        elif unit.offset == 0 or unit.stream in (queries.CUSTOMERS, queries.INSTANCES):
+            self._ready.appendleft(unit)
+        else:
+            self._ready.append(unit)
 
     async def _send(self, batch: list[PageUnit], *, trial: bool = False) -> None:
         order = {stream.name: i for i, stream in enumerate(queries.STREAMS)}

@@ -144,6 +144,7 @@ def write_reports(
     *,
     formats: Sequence[str] = ("csv",),
     excel_safe: bool = False,
+    extra: Sequence[pd.DataFrame] = (),
 ) -> list[Path]:
     """Write both reports in each format: all files or none.
 
@@ -165,6 +166,9 @@ def write_reports(
     excel_safe : bool, default False
         Neutralise formula-like text in the CSV files (see :func:`write_csv`);
         Parquet files are never changed.
+    extra : sequence of pandas.DataFrame, default ()
+        More declared frames (e.g. the billing summary) written in the same
+        all-or-none batch, each under its declared file stem.
 
     Returns
     -------
@@ -188,6 +192,7 @@ def write_reports(
         for frame, spec in [
             (customer_frame, _checked_spec(customer_frame, expected=CUSTOMER_INSTANCE)),
             (compute_frame, _checked_spec(compute_frame, expected=INSTANCE_COMPUTE)),
+            *((frame, _checked_spec(frame)) for frame in extra),
         ]
     ]
     directory = Path(output_dir)

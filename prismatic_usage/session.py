@@ -40,7 +40,18 @@ from .errors import (
 )
 from .pacing import RequestGate
 
-__all__ = ["Answer", "ApiSession", "RequestTooLarge"]
+__all__ = ["HANDLED_TRANSPORT_ERRORS", "Answer", "ApiSession", "RequestTooLarge"]
+
+#: Every gql transport error :meth:`ApiSession._attempt` translates by type
+#: (a test fails when gql grows one that is not listed here).
+HANDLED_TRANSPORT_ERRORS: tuple[type[TransportError], ...] = (
+    TransportQueryError,
+    TransportConnectionFailed,
+    TransportServerError,
+    TransportProtocolError,
+    TransportClosed,
+    TransportAlreadyConnected,
+)
 
 log = logging.getLogger(__name__)
 

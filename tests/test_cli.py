@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -206,3 +207,36 @@ def test_help_reads_well(tmp_path: Path) -> None:
     assert result.returncode == 0
     for text in ("--start-date", "--demo", "--format", "examples:", "exit codes"):
         assert text in result.stdout
+
+
+def test_summary_writes_priced_billing_lines_that_add_up(tmp_path: Path) -> None:
+    result = run_cli(
+        "--demo", "--start-date", "2024-12-30", "--end-date", "2025-01-02", "--summary",
+        "--price-instance-month", "30", "--price-1k-executions", "0.50", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with (tmp_path / "billing-summary.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    with (tmp_path / "instance-compute-data.csv").open(newline="", encoding="utf-8") as handle:
+        compute = list(csv.DictReader(handle))
+    assert {(r["Period Start"], r["Period End"]) for r in rows} == {
+        ("2024-12-30", "2024-12-31"),
+        ("2025-01-01", "2025-01-02"),
+    }
+    cent = Decimal("0.01")
+    for row in rows:
+        instance = (Decimal(row["Instance-Months"]) * 30).quantize(cent, ROUND_HALF_UP)
+        executions = int(row["Successful Executions"]) + int(row["Failed Executions"])
+        per_execution = (Decimal(executions) / 1000 * Decimal("0.50")).quantize(cent, ROUND_HALF_UP)
+        assert Decimal(row["Instance Amount"]) == instance
+        assert Decimal(row["Execution Amount"]) == per_execution
+        assert Decimal(row["Total Amount"]) == instance + per_execution
+        # The period's executions are the sum of the daily compute rows it covers.
+        daily = sum(
+            int(c["Successful Executions"])
+            for c in compute
+            if c["Customer ID"] == row["Customer ID"]
+            and row["Period Start"] <= c["Date"] <= row["Period End"]
+        )
+        assert int(row["Successful Executions"]) == daily
+    assert "Compute Amount" not in rows[0]  # no GB-second price given

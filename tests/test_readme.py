@@ -1,0 +1,51 @@
+"""The README says what the code does: its example runs, its references match the code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from prismatic_usage.cli import build_parser
+from prismatic_usage.columns import BILLING_SUMMARY, CUSTOMER_INSTANCE, INSTANCE_COMPUTE
+
+README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def test_the_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (example,) = _blocks("python")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    report = namespace["report"]
+    assert len(report.customer_instances) > 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("spec", [CUSTOMER_INSTANCE, INSTANCE_COMPUTE, BILLING_SUMMARY])
+def test_every_declared_column_is_documented(spec: object) -> None:
+    for column in spec.columns:  # type: ignore[attr-defined]
+        assert f"`{column.name}`" in README, f"README does not document {column.name!r}"
+
+
+def test_every_documented_option_exists() -> None:
+    options = {opt for action in build_parser()._actions for opt in action.option_strings}
+    section = README.split("## Command line", 1)[1].split("## Billing summary", 1)[0]
+    table = "\n".join(line for line in section.splitlines() if line.startswith("|"))
+    documented = set(re.findall(r"`(--[a-z0-9-]+)", table))
+    documented |= set(re.findall(r"`(-[a-z])/", table))
+    assert documented, "no options found in the README's CLI table"
+    missing = documented - options
+    assert not missing, f"README documents options the CLI lacks: {sorted(missing)}"
+
+
+def test_quick_start_commands_match_ci() -> None:
+    commands = [line for block in _blocks("bash") for line in block.splitlines()]
+    assert any("pip install -e '.[test]' && python -m pytest -q" in c for c in commands)
+    assert any("python -m prismatic_usage --demo" in c for c in commands)
+    ci = (Path(__file__).parent.parent / ".ci" / "run").read_text(encoding="utf-8")
+    assert "pip install --quiet -e '.[test]'" in ci and "python -m pytest -q" in ci
