@@ -20,7 +20,6 @@ from pathlib import Path
 
 from . import config
 from .billing import PERIODS, Prices, billing_summary
-from .client import FetchProgress, ProgressCallback
 from .config import Connection, FetchOptions
 from .errors import ConfigurationError, OutputError, PrismaticUsageError
 from .export import write_reports
@@ -286,30 +285,6 @@ def _check_output_dir(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def _progress_bar(enabled: bool) -> Iterator[ProgressCallback | None]:
-    if not enabled:
-        yield None
-        return
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        yield None
-        return
-    bar = tqdm(total=0, unit="entity", desc="fetching", leave=False, file=sys.stderr)
-
-    def update(event: FetchProgress) -> None:
-        bar.total = event.entities_total
-        bar.n = event.entities_done
-        bar.set_postfix(requests=event.requests, rows=event.rows, refresh=False)
-        bar.refresh()
-
-    try:
-        yield update
-    finally:
-        bar.close()
-
-
-@contextlib.contextmanager
 def _connection(args: argparse.Namespace) -> Iterator[Connection]:
     if not args.demo:
         yield config.resolve_connection(args.url)
@@ -339,8 +314,7 @@ def _run(args: argparse.Namespace) -> int:
     _check_output_dir(args.output_dir)
     formats = ("csv", "parquet") if args.format == "both" else (args.format,)
     started = time.monotonic()
-    show_progress = not args.quiet and sys.stderr.isatty()
-    with _connection(args) as connection, _progress_bar(show_progress) as progress:
+    with _connection(args) as connection:
         report: UsageReport = fetch_report(
             args.start_date,
             args.end_date,
@@ -348,7 +322,7 @@ def _run(args: argparse.Namespace) -> int:
             tz=args.tz,
             options=options,
             extended=args.columns == "extended",
-            progress=progress,
+            progress=not args.quiet,
         )
     extra = []
     if args.summary:

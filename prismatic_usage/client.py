@@ -42,6 +42,7 @@ from .config import (
 )
 from .errors import MalformedResponseError, PaginationError, QueryError
 from .pacing import RequestGate
+from .progress import ProgressArg, progress_reporter
 from .queries import Stream
 from .records import (
     CUSTOMER_SCHEMA,
@@ -242,7 +243,7 @@ class _Fetch:
         *,
         time_bounds: tuple[str, str],
         date_bounds: tuple[str, str],
-        progress: ProgressCallback | None,
+        progress: Callable[[FetchProgress], None] | None,
     ) -> None:
         self._session = session
         self._gate = gate
@@ -633,7 +634,7 @@ async def fetch_usage_async(
     connection: Connection | None = None,
     tz: str = "UTC",
     options: FetchOptions | None = None,
-    progress: ProgressCallback | None = None,
+    progress: ProgressArg = True,
 ) -> UsageRecords:
     """Fetch customers, instances, hourly snapshots and daily metrics for a date range.
 
@@ -652,7 +653,9 @@ async def fetch_usage_async(
     options
         Tuning knobs (:class:`FetchOptions`): concurrency, pace, page size, packing.
     progress
-        Called with a :class:`FetchProgress` after every request.
+        ``True`` (default) shows a tqdm bar when stderr is a terminal or in
+        Jupyter; ``False`` shows none; a callable receives a
+        :class:`FetchProgress` after every request instead.
 
     Returns
     -------
@@ -673,6 +676,24 @@ async def fetch_usage_async(
     opts = options or FetchOptions()
     began = time.monotonic()
     gate = RequestGate(concurrency=opts.concurrency, rate=opts.requests_per_second)
+    with progress_reporter(progress) as report_progress:
+        records = await _fetch_records(
+            conn, opts, gate, start_day, end_day, tz, report_progress, began
+        )
+    log.info("fetched %s to %s: %s", start_day, end_day, records.stats.summary())
+    return records
+
+
+async def _fetch_records(
+    conn: Connection,
+    opts: FetchOptions,
+    gate: RequestGate,
+    start_day: dt.date,
+    end_day: dt.date,
+    tz: str,
+    progress: Callable[[FetchProgress], None] | None,
+    began: float,
+) -> UsageRecords:
     async with ApiSession(conn, opts, gate) as session:
         fetch = _Fetch(
             session,
@@ -709,7 +730,6 @@ async def fetch_usage_async(
         org_wide_metrics=bool(fetch.org_wide["metrics"]),
         max_in_flight=gate.max_in_flight,
     )
-    log.info("fetched %s to %s: %s", start_day, end_day, stats.summary())
     return UsageRecords(
         start=start_day,
         end=end_day,
@@ -739,7 +759,7 @@ def fetch_usage(
     connection: Connection | None = None,
     tz: str = "UTC",
     options: FetchOptions | None = None,
-    progress: ProgressCallback | None = None,
+    progress: ProgressArg = True,
 ) -> UsageRecords:
     """Synchronous :func:`fetch_usage_async`; also works inside Jupyter's running loop."""
     return run_sync(

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .client import ProgressCallback, fetch_usage_async
+from .client import fetch_usage_async
 from .config import Connection, FetchOptions
 from .frames import customer_instance_frame, instance_compute_frame
+from .progress import ProgressArg
 from .records import UsageRecords
 from .sync import run_sync
 
@@ -44,7 +45,7 @@ async def fetch_report_async(
     tz: str = "UTC",
     options: FetchOptions | None = None,
     extended: bool = False,
-    progress: ProgressCallback | None = None,
+    progress: ProgressArg = True,
 ) -> UsageReport:
     """Fetch ``start``..``end`` (inclusive) and build both frames; see :func:`fetch_report`."""
     records = await fetch_usage_async(
@@ -70,7 +71,7 @@ def fetch_report(
     tz: str = "UTC",
     options: FetchOptions | None = None,
     extended: bool = False,
-    progress: ProgressCallback | None = None,
+    progress: ProgressArg = True,
 ) -> UsageReport:
     """Fetch a date range and return the daily customer-instance and compute frames.
 
