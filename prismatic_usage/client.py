@@ -65,7 +65,7 @@ _MAX_REQUEUES = 3
 
 @dataclass(frozen=True)
 class FetchProgress:
-    """A progress report, sent after every request."""
+    """A progress report, sent after every request (rows as received, system records included)."""
 
     entities_done: int
     entities_total: int
