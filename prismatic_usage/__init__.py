@@ -8,7 +8,14 @@ steps in one call.
 """
 
 from .billing import Prices, billing_summary, compute_rollup, customer_period_rollup
-from .client import FetchProgress, fetch_usage, fetch_usage_async
+from .client import (
+    FetchEstimate,
+    FetchProgress,
+    estimate_fetch,
+    estimate_fetch_async,
+    fetch_usage,
+    fetch_usage_async,
+)
 from .config import Connection, FetchOptions, resolve_connection
 from .errors import (
     APIError,
@@ -33,6 +40,7 @@ __all__ = [
     "AuthenticationError",
     "ConfigurationError",
     "Connection",
+    "FetchEstimate",
     "FetchOptions",
     "FetchProgress",
     "FetchStats",
@@ -51,6 +59,8 @@ __all__ = [
     "compute_rollup",
     "customer_instance_frame",
     "customer_period_rollup",
+    "estimate_fetch",
+    "estimate_fetch_async",
     "fetch_report",
     "fetch_report_async",
     "fetch_usage",

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import config
 from .billing import PERIODS, Prices, billing_summary
+from .client import estimate_fetch
 from .config import Connection, FetchOptions
 from .errors import ConfigurationError, OutputError, PrismaticUsageError
 from .export import write_reports
@@ -216,8 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     tuning.add_argument(
         "--rate",
         type=_positive_float,
-        default=config.DEFAULT_REQUESTS_PER_SECOND,
-        help="requests per second, lowered on HTTP 429 (default: %(default)s)",
+        default=None,
+        help="requests per second, lowered on HTTP 429 "
+        f"(default: {config.DEFAULT_REQUESTS_PER_SECOND:g}; unpaced with --demo)",
     )
     tuning.add_argument(
         "--page-size",
@@ -248,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=config.DEFAULT_MAX_ATTEMPTS,
         help="attempts per request on transient errors (default: %(default)s)",
+    )
+
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list customers and instances, estimate requests and time, fetch no metrics",
     )
 
     chatter = parser.add_argument_group("messages")
@@ -311,6 +319,13 @@ def _run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         max_attempts=args.max_attempts,
     )
+    if args.dry_run:
+        with _connection(args) as connection:
+            estimate = estimate_fetch(
+                args.start_date, args.end_date, connection=connection, tz=args.tz, options=options
+            )
+        print(estimate.summary())
+        return EXIT_OK
     _check_output_dir(args.output_dir)
     formats = ("csv", "parquet") if args.format == "both" else (args.format,)
     started = time.monotonic()

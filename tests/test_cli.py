@@ -240,3 +240,30 @@ def test_summary_writes_priced_billing_lines_that_add_up(tmp_path: Path) -> None
         )
         assert int(row["Successful Executions"]) == daily
     assert "Compute Amount" not in rows[0]  # no GB-second price given
+
+
+def test_dry_run_lists_and_estimates_without_fetching_metrics(
+    tmp_path: Path, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    data = generate_org(seed=4, customers=7, start=START, days=3)
+    sb = make_sandbox(data=data)
+    result = run_cli(
+        "--url", sb.url, "--start-date", START.isoformat(), "--end-date", END.isoformat(),
+        "--dry-run", cwd=tmp_path, env={"PRISMATIC_API_KEY": sb.token},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    customers = sum(1 for c in data.customers if not c.is_system)
+    instances = sum(1 for i in data.instances if not i.is_system)
+    assert f"{customers} customers, {instances} instances" in result.stdout
+    assert "requests" in result.stdout
+    assert {call.field_name for call in sb.stats.calls()} == {"customers", "instances"}
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_console_script_is_installed(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "prismatic-usage"
+    assert script.exists(), "pip install -e . should install the prismatic-usage script"
+    result = subprocess.run(
+        [str(script), "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0 and "--start-date" in result.stdout

@@ -278,3 +278,35 @@ def test_packed_documents_split_under_a_root_field_limit(
     # Bounded cost: a few refused requests, never more than the unpacked run.
     assert records.stats.requests <= reference.stats.requests
     assert records.stats.splits <= 4
+
+
+def test_estimate_arithmetic_by_hand() -> None:
+    from prismatic_usage import FetchEstimate
+
+    day = dt.date(2025, 1, 1)
+    # 10 customers x 24 snapshots over 1 day = 240 snapshots = 3 org-wide pages;
+    # 5 instances x 1 page; probes alone (2 requests), then 2 + 5 pages in 1 pack of 10.
+    estimate = FetchEstimate.from_counts(
+        day, day, customers=10, instances=5, options=FetchOptions(requests_per_second=2.0)
+    )
+    assert (estimate.snapshot_pages, estimate.metric_pages, estimate.requests) == (3, 5, 3)
+    assert estimate.seconds == 1.5
+    per_entity = FetchEstimate.from_counts(
+        day, day, customers=10, instances=5, options=FetchOptions(org_wide=False, pack=1)
+    )
+    assert (per_entity.snapshot_pages, per_entity.requests) == (10, 15)
+
+
+def test_estimate_is_close_to_the_real_cost(make_sandbox: Callable[..., Sandbox]) -> None:
+    from prismatic_usage import estimate_fetch
+
+    start = dt.date(2024, 12, 1)
+    end = start + dt.timedelta(days=9)
+    sb = make_sandbox(data=generate_org(seed=9, customers=30, start=start, days=10))
+    estimate = estimate_fetch(start, end, url=sb.url, token=sb.token, options=FAST)
+    assert {c.field_name for c in sb.stats.calls()} == {"customers", "instances"}
+    records = fetch_usage(start, end, url=sb.url, token=sb.token, options=FAST)
+    assert estimate.customers == records.customers.num_rows
+    assert estimate.instances == records.instances.num_rows
+    # Hourly snapshots have gaps and system customers add org-wide pages: within 20 %.
+    assert abs(estimate.requests - records.stats.requests) <= 0.2 * records.stats.requests + 1

@@ -1,0 +1,563 @@
+"""The plan of page units and the workers that send them, packed, under one pace.
+
+The work is a queue of *page units* (stream, customer/instance, offset). Worker
+tasks, as many as the concurrency allows, wait for their turn at the shared
+:class:`~prismatic_usage.pacing.RequestGate`, then take up to K ready units and
+send them as one packed operation (see :mod:`prismatic_usage.queries`). The
+first page of every stream tells its ``totalCount``; its remaining pages are
+planned by ``offset`` straight away and join the queue, so nothing waits on a
+cursor chain. Packing adapts: a request refused as a whole is split (K halves
+for the rest of the run); an error inside one alias belongs to that unit alone.
+
+The hourly snapshots and daily metrics are first asked for org-wide (one
+stream each); if the server refuses that (current Prismatic answers
+``Missing required argument 'instance'`` for daily metrics), the stream falls
+back to one query per customer / instance once the lists are known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import queries
+from .config import FetchOptions
+from .errors import MalformedResponseError, PaginationError, QueryError
+from .pacing import RequestGate
+from .queries import Stream
+from .records import (
+    CUSTOMER_SCHEMA,
+    DAILY_METRIC_SCHEMA,
+    INSTANCE_SCHEMA,
+    SNAPSHOT_SCHEMA,
+    TableBuilder,
+)
+from .session import Answer, ApiSession, RequestTooLarge
+
+__all__ = ["FetchProgress", "PageUnit", "Planner", "ProgressCallback"]
+
+log = logging.getLogger(__name__)
+
+_MAX_REQUEUES = 3
+
+
+@dataclass(frozen=True)
+class FetchProgress:
+    """A progress report, sent after every request (rows as received, system records included)."""
+
+    entities_done: int
+    entities_total: int
+    requests: int
+    rows: int
+
+
+ProgressCallback = Callable[[FetchProgress], None]
+
+
+@dataclass(frozen=True)
+class PageUnit:
+    """One page of one stream: what a single alias in a packed request fetches."""
+
+    stream: Stream
+    entity: str | None
+    offset: int
+    first: int
+
+    @property
+    def is_probe(self) -> bool:
+        """The first page of an org-wide stream, which the server may refuse.
+
+        Probes travel alone: a refused non-null root field nulls the whole
+        answer, and its siblings would have to be fetched again.
+        """
+        return self.stream.name in _PROBED and self.offset == 0
+
+    def describe(self) -> str:
+        scope = f" of {self.stream.entity_arg} {self.entity}" if self.entity else ""
+        return f"{self.stream.name}{scope} (offset {self.offset})"
+
+
+_PROBED = frozenset({queries.SNAPSHOTS_ORG_WIDE.name, queries.METRICS_ORG_WIDE.name})
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """What a worker reserved before waiting for its turn."""
+
+    probe: bool
+    count: int
+    limit: int
+    trial: bool
+
+
+@dataclass
+class _StreamState:
+    """Paging state of one (stream, entity): the one place that decides when it is done."""
+
+    total: int | None = None
+    planned_until: int = 0
+    outstanding: int = 0
+    received: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.total is not None and self.outstanding == 0
+
+
+def _cursor_offset(cursor: object) -> int | None:
+    """The position in a graphene ``arrayconnection:N`` cursor; None if opaque."""
+    if not isinstance(cursor, str):
+        return None
+    try:
+        text = base64.b64decode(cursor, validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    prefix, _, number = text.partition(":")
+    if prefix != "arrayconnection" or not number.isdigit():
+        return None
+    return int(number)
+
+
+def _field(node: Mapping[str, Any], *path: str, where: str) -> Any:
+    """``node[path[0]][path[1]]...``, or an error naming the missing field."""
+    value: Any = node
+    for name in path:
+        if not isinstance(value, Mapping) or name not in value:
+            raise MalformedResponseError(f"{where}: field {'.'.join(path)!r} is missing")
+        value = value[name]
+    return value
+
+
+# How each stream's nodes become record columns: (record column, node field path).
+_COLUMNS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    queries.CUSTOMERS.name: (
+        ("id", ("id",)),
+        ("name", ("name",)),
+        ("external_id", ("externalId",)),
+    ),
+    queries.INSTANCES.name: (
+        ("id", ("id",)),
+        ("name", ("name",)),
+        ("customer_id", ("customer", "id")),
+        ("integration_name", ("integration", "name")),
+    ),
+    queries.SNAPSHOTS.name: (
+        ("id", ("id",)),
+        ("snapshot_time", ("snapshotTime",)),
+        ("deployed_instance_count", ("deployedInstanceCount",)),
+        ("deployed_unique_integration_count", ("deployedUniqueIntegrationCount",)),
+    ),
+    queries.METRICS.name: (
+        ("id", ("id",)),
+        ("snapshot_date", ("snapshotDate",)),
+        ("successful_execution_count", ("successfulExecutionCount",)),
+        ("failed_execution_count", ("failedExecutionCount",)),
+        ("step_count", ("stepCount",)),
+        ("spend_mb_secs", ("spendMbSecs",)),
+    ),
+}
+_COLUMNS[queries.SNAPSHOTS_ORG_WIDE.name] = (
+    *_COLUMNS[queries.SNAPSHOTS.name],
+    ("customer_id", ("customer", "id")),
+)
+_COLUMNS[queries.METRICS_ORG_WIDE.name] = (
+    *_COLUMNS[queries.METRICS.name],
+    ("instance_id", ("instance", "id")),
+)
+# Per-entity streams take the owner's ID from the unit, not from the node.
+_ENTITY_COLUMN = {queries.SNAPSHOTS.name: "customer_id", queries.METRICS.name: "instance_id"}
+
+
+def _node_columns(unit: PageUnit, nodes: Sequence[Any]) -> dict[str, list[Any]]:
+    """Turn one page of nodes into record columns, naming any missing field."""
+    where = unit.describe()
+    columns: dict[str, list[Any]] = {}
+    for column, path in _COLUMNS[unit.stream.name]:
+        try:
+            if len(path) == 1:
+                (key,) = path
+                columns[column] = [node[key] for node in nodes]
+            else:
+                outer, inner = path
+                columns[column] = [
+                    None if node[outer] is None else node[outer][inner] for node in nodes
+                ]
+        except (KeyError, TypeError):
+            for node in nodes:
+                if not isinstance(node, Mapping):
+                    raise MalformedResponseError(f"{where}: a node is not an object") from None
+                _field(node, *path, where=where)
+            raise
+    entity_column = _ENTITY_COLUMN.get(unit.stream.name)
+    if entity_column:
+        columns[entity_column] = [unit.entity] * len(nodes)
+    return columns
+
+
+class Planner:
+    """The state of one fetch: the unit queue, the streams' paging state, the records."""
+
+    def __init__(
+        self,
+        session: ApiSession,
+        gate: RequestGate,
+        options: FetchOptions,
+        *,
+        time_bounds: tuple[str, str],
+        date_bounds: tuple[str, str],
+        progress: Callable[[FetchProgress], None] | None,
+    ) -> None:
+        self._session = session
+        self._gate = gate
+        self._options = options
+        self._range_variables = {
+            "timeGte": time_bounds[0],
+            "timeLte": time_bounds[1],
+            "dateGte": date_bounds[0],
+            "dateLte": date_bounds[1],
+        }
+        self._progress = progress
+        self.pack = options.pack
+        self._proven_pack = 1
+        self._trial_in_flight = False
+        self._claimed = 0
+        self.splits = 0
+        self.units_sent = 0
+        self._ready: deque[PageUnit] = deque()
+        self._probes: deque[PageUnit] = deque()
+        self._claimed_probes = 0
+        self._requeues: dict[PageUnit, int] = {}
+        self._states: dict[tuple[str, str | None], _StreamState] = {}
+        self._busy = 0
+        self._wake = asyncio.Condition()
+        self.builders = {
+            "customers": TableBuilder(CUSTOMER_SCHEMA),
+            "instances": TableBuilder(INSTANCE_SCHEMA),
+            "snapshots": TableBuilder(SNAPSHOT_SCHEMA),
+            "metrics": TableBuilder(DAILY_METRIC_SCHEMA),
+        }
+        # Whether each metrics stream runs org-wide (True), per entity (False),
+        # or per entity once its list is complete (None: waiting for the list).
+        self.org_wide = {"snapshots": options.org_wide, "metrics": options.org_wide}
+        self._waiting_for_list: dict[str, Stream] = {}
+        self._list_entity_ids: dict[str, list[str]] = {
+            queries.CUSTOMERS.name: [],
+            queries.INSTANCES.name: [],
+        }
+        self._entities_total = 0
+        self._entities_done = 0
+
+    # -- planning ---------------------------------------------------------------
+
+    def start(self, *, lists_only: bool) -> None:
+        self._plan_first_page(queries.CUSTOMERS, None)
+        self._plan_first_page(queries.INSTANCES, None)
+        if lists_only:
+            return
+        for kind, org_stream, entity_stream in (
+            ("snapshots", queries.SNAPSHOTS_ORG_WIDE, queries.SNAPSHOTS),
+            ("metrics", queries.METRICS_ORG_WIDE, queries.METRICS),
+        ):
+            if self.org_wide[kind]:
+                self._plan_first_page(org_stream, None)
+            else:
+                self._waiting_for_list[kind] = entity_stream
+
+    def _plan_first_page(self, stream: Stream, entity: str | None) -> None:
+        state = self._states.setdefault((stream.name, entity), _StreamState())
+        state.outstanding += 1
+        state.planned_until = self._options.page_size
+        self._entities_total += 1
+        self._enqueue(PageUnit(stream, entity, 0, self._options.page_size))
+
+    def _plan_pages_until(self, unit: PageUnit, state: _StreamState, total: int) -> None:
+        size = self._options.page_size
+        for offset in range(state.planned_until, total, size):
+            state.outstanding += 1
+            self._enqueue(PageUnit(unit.stream, unit.entity, offset, size))
+        state.planned_until = max(state.planned_until, total)
+
+    # -- the workers ------------------------------------------------------------
+
+    async def run(self, *, lists_only: bool = False) -> None:
+        """Fetch everything (or only the customer and instance lists)."""
+        self.start(lists_only=lists_only)
+        async with asyncio.TaskGroup() as group:
+            for _ in range(self._options.concurrency):
+                group.create_task(self._worker())
+
+    async def _worker(self) -> None:
+        while True:
+            async with self._wake:
+                await self._wake.wait_for(self._may_claim)
+                if self._finished():
+                    self._wake.notify_all()
+                    return
+                claim = self._claim()
+                self._busy += 1
+            try:
+                # Take the units only once the pace lets this request start, so
+                # that everything that became ready meanwhile rides along.
+                await self._gate.wait_turn()
+                batch = self._take_batch(claim)
+                if batch:
+                    await self._send(batch, trial=claim.trial)
+            finally:
+                async with self._wake:
+                    self._busy -= 1
+                    if claim.trial:
+                        self._trial_in_flight = False
+                    self._wake.notify_all()
+
+    def _finished(self) -> bool:
+        return not self._ready and not self._probes and self._busy == 0
+
+    def _may_claim(self) -> bool:
+        if self._finished() or len(self._probes) > self._claimed_probes:
+            return True
+        return len(self._ready) > self._claimed and not self._trial_in_flight
+
+    def _claim(self) -> _Claim:
+        """Reserve work for one request: a probe, or up to a pack of ready units.
+
+        Packs no larger than one that already succeeded go freely; a larger one
+        is a trial, sent while the others wait, so that a server with a lower
+        limit refuses one request rather than one per worker. Probes never wait.
+        """
+        if len(self._probes) > self._claimed_probes:
+            self._claimed_probes += 1
+            return _Claim(probe=True, count=1, limit=1, trial=False)
+        unclaimed = len(self._ready) - self._claimed
+        trial = unclaimed > self._proven_pack and self.pack > self._proven_pack
+        limit = self.pack if trial else self._proven_pack
+        count = min(limit, unclaimed)
+        self._trial_in_flight = trial
+        self._claimed += count
+        return _Claim(probe=False, count=count, limit=limit, trial=trial)
+
+    def _take_batch(self, claim: _Claim) -> list[PageUnit]:
+        """The units for a claim: its probe, or up to ``limit`` unreserved ready units."""
+        if claim.probe:
+            self._claimed_probes -= 1
+            return [self._probes.popleft()] if self._probes else []
+        self._claimed -= claim.count
+        size = min(claim.limit, self.pack, len(self._ready) - self._claimed)
+        return [self._ready.popleft() for _ in range(max(0, size))]
+
+    def _enqueue(self, unit: PageUnit) -> None:
+        """Queue a unit; pages that unlock more planning jump the queue.
+
+        List pages (the per-entity streams wait for the whole list) and first
+        pages (they reveal a stream's totalCount) go to the front, so planning
+        never stalls behind hundreds of ordinary pages.
+        """
+        if unit.is_probe:
+            self._probes.append(unit)
+        elif unit.offset == 0 or unit.stream in (queries.CUSTOMERS, queries.INSTANCES):
+            self._ready.appendleft(unit)
+        else:
+            self._ready.append(unit)
+
+    async def _send(self, batch: list[PageUnit], *, trial: bool = False) -> None:
+        order = {stream.name: i for i, stream in enumerate(queries.STREAMS)}
+        batch.sort(key=lambda unit: order[unit.stream.name])
+        document = queries.packed_document(tuple(unit.stream for unit in batch))
+        variables: dict[str, Any] = {}
+        for slot, unit in enumerate(batch):
+            variables[f"f{slot}"] = unit.first
+            variables[f"o{slot}"] = unit.offset
+            if unit.stream.entity_arg:
+                variables[f"e{slot}"] = unit.entity
+            for _, name in unit.stream.range_args:
+                variables[name] = self._range_variables[name]
+        request = document.with_variables(variables)
+        what = batch[0].describe() if len(batch) == 1 else f"{len(batch)} packed pages"
+        self.units_sent += len(batch)
+        try:
+            answer = await self._session.send(
+                request, what=what, splittable=len(batch) > 1, turn_taken=True
+            )
+            if self._absorb(batch, answer) and trial:
+                self._proven_pack = max(self._proven_pack, len(batch))
+        except RequestTooLarge as exc:
+            self._split(batch, str(exc))
+        self._report_progress()
+
+    def _split(self, batch: list[PageUnit], reason: str) -> None:
+        """Put a refused pack back, and pack fewer units per request from now on."""
+        self.splits += 1
+        self.pack = max(1, self._proven_pack, min(self.pack, len(batch) // 2))
+        log.info(
+            "server refused %d packed pages (%s); packing %d from now on",
+            len(batch),
+            reason,
+            self.pack,
+        )
+        self._ready.extendleft(reversed(batch))
+
+    # -- absorbing answers --------------------------------------------------------
+
+    def _absorb(self, batch: list[PageUnit], answer: Answer) -> bool:
+        """File each unit's page, error or retry; False if the pack was refused whole."""
+        aliases = {queries.alias(slot): unit for slot, unit in enumerate(batch)}
+        unit_errors: dict[str, list[Mapping[str, Any]]] = {}
+        whole_errors: list[Mapping[str, Any]] = []
+        for error in answer.errors:
+            path = error.get("path") if isinstance(error, Mapping) else None
+            key = path[0] if isinstance(path, list) and path else None
+            if key in aliases:
+                unit_errors.setdefault(str(key), []).append(error)
+            else:
+                whole_errors.append(error if isinstance(error, Mapping) else {"message": error})
+        if whole_errors and len(batch) > 1:
+            self._split(batch, _messages(whole_errors))
+            return False
+        if whole_errors:
+            # A lone unit owns every error of its request, with or without a path.
+            unit_errors.setdefault(queries.alias(0), []).extend(whole_errors)
+        data = answer.data or {}
+        for name, unit in aliases.items():
+            if name in unit_errors:
+                self._unit_failed(unit, unit_errors[name])
+            elif data.get(name) is None:
+                # Nulled because a sibling's non-null field failed: not fetched yet.
+                self._requeue(unit)
+            else:
+                self._page_arrived(unit, data[name])
+        return True
+
+    def _requeue(self, unit: PageUnit) -> None:
+        count = self._requeues.get(unit, 0) + 1
+        if count > _MAX_REQUEUES:
+            raise MalformedResponseError(f"{unit.describe()}: the API keeps answering null")
+        self._requeues[unit] = count
+        self._enqueue(unit)
+
+    def _unit_failed(self, unit: PageUnit, errors: list[Mapping[str, Any]]) -> None:
+        message = _messages(errors)
+        kind = {
+            queries.SNAPSHOTS_ORG_WIDE.name: "snapshots",
+            queries.METRICS_ORG_WIDE.name: "metrics",
+        }.get(unit.stream.name)
+        if kind is not None and unit.offset == 0:
+            # The org-wide probe was refused: fall back to one stream per entity.
+            log.info("org-wide %s refused (%s); querying per entity", unit.stream.name, message)
+            state = self._states[(unit.stream.name, None)]
+            state.outstanding = 0
+            state.total = 0
+            self._entities_done += 1
+            self.org_wide[kind] = False
+            entity_stream = queries.SNAPSHOTS if kind == "snapshots" else queries.METRICS
+            self._waiting_for_list[kind] = entity_stream
+            self._plan_waiting_streams()
+            return
+        raise QueryError(
+            f"the API refused {unit.describe()}: {message}",
+            errors=errors,
+            context=unit.describe(),
+        )
+
+    def _page_arrived(self, unit: PageUnit, connection: Any) -> None:
+        where = unit.describe()
+        if not isinstance(connection, Mapping):
+            raise MalformedResponseError(f"{where}: the connection is not an object")
+        total = _field(connection, "totalCount", where=where)
+        nodes = _field(connection, "nodes", where=where)
+        if type(total) is not int or total < 0:
+            raise MalformedResponseError(f"{where}: field 'totalCount' is not a count: {total!r}")
+        if not isinstance(nodes, list):
+            raise MalformedResponseError(f"{where}: field 'nodes' is not a list")
+        state = self._states[(unit.stream.name, unit.entity)]
+        if state.total is not None and total < state.total:
+            raise PaginationError(
+                f"{where}: totalCount fell from {state.total} to {total} during the fetch "
+                "(records deleted mid-run?); run again"
+            )
+        expected = max(0, min(unit.first, total - unit.offset))
+        if len(nodes) != expected:
+            raise PaginationError(
+                f"{where}: the page holds {len(nodes)} nodes but totalCount {total} "
+                f"promises {expected}; the server's paging is inconsistent"
+            )
+        has_next = _field(connection, "pageInfo", "hasNextPage", where=where)
+        if has_next is not (unit.offset + len(nodes) < total):
+            raise PaginationError(
+                f"{where}: hasNextPage is {has_next} but totalCount {total} says "
+                f"{'more' if unit.offset + len(nodes) < total else 'no more'} pages follow; "
+                "the server's paging is inconsistent"
+            )
+        start_cursor = _field(connection, "pageInfo", "startCursor", where=where) if nodes else None
+        position = _cursor_offset(start_cursor)
+        if position is not None and position != unit.offset:
+            raise PaginationError(
+                f"{where}: the server answered from position {position}, not {unit.offset}; "
+                "it does not honour 'offset'"
+            )
+        state.total = total
+        state.outstanding -= 1
+        state.received += len(nodes)
+        self._plan_pages_until(unit, state, total)
+        builder = self.builders[_BUILDER[unit.stream.name]]
+        columns = _node_columns(unit, nodes)
+        builder.append_columns(columns)
+        if unit.stream.name in self._list_entity_ids:
+            self._list_entity_ids[unit.stream.name].extend(columns["id"])
+        if state.done:
+            self._entities_done += 1
+            if unit.stream in (queries.CUSTOMERS, queries.INSTANCES):
+                self._plan_waiting_streams()
+
+    def _list_ids(self, kind: str) -> list[str] | None:
+        """IDs from a finished customers/instances list; None while it is unfinished."""
+        stream = queries.CUSTOMERS if kind == "snapshots" else queries.INSTANCES
+        state = self._states.get((stream.name, None))
+        if state is None or not state.done:
+            return None
+        return list(dict.fromkeys(self._list_entity_ids[stream.name]))
+
+    def _plan_waiting_streams(self) -> None:
+        for kind, stream in list(self._waiting_for_list.items()):
+            ids = self._list_ids(kind)
+            if ids is None:
+                continue
+            del self._waiting_for_list[kind]
+            for entity in ids:
+                self._plan_first_page(stream, entity)
+
+    def _report_progress(self) -> None:
+        if self._progress is not None:
+            self._progress(
+                FetchProgress(
+                    entities_done=self._entities_done,
+                    entities_total=self._entities_total,
+                    requests=self._session.counters.requests,
+                    rows=sum(len(b) for b in self.builders.values()),
+                )
+            )
+
+    def check_complete(self) -> None:
+        """Every planned stream finished; anything else is a bug worth a loud error."""
+        unfinished = [key for key, state in self._states.items() if not state.done]
+        if unfinished or self._waiting_for_list:
+            raise PaginationError(f"fetch ended with unfinished streams: {unfinished[:3]}")
+
+
+_BUILDER = {
+    queries.CUSTOMERS.name: "customers",
+    queries.INSTANCES.name: "instances",
+    queries.SNAPSHOTS.name: "snapshots",
+    queries.SNAPSHOTS_ORG_WIDE.name: "snapshots",
+    queries.METRICS.name: "metrics",
+    queries.METRICS_ORG_WIDE.name: "metrics",
+}
+
+
+def _messages(errors: Sequence[Mapping[str, Any]]) -> str:
+    texts = [str(error.get("message", error)) for error in errors]
+    return "; ".join(dict.fromkeys(texts)) or "unknown error"
