@@ -246,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds per request before it is retried (default: %(default)s)",
     )
     tuning.add_argument(
+        "--max-retry-seconds",
+        type=_positive_float,
+        default=config.DEFAULT_MAX_RETRY_SECONDS,
+        help="give up on a request failing this long (default: %(default)s)",
+    )
+    tuning.add_argument(
         "--max-attempts",
         type=_positive_int,
         default=config.DEFAULT_MAX_ATTEMPTS,
@@ -318,6 +324,7 @@ def _run(args: argparse.Namespace) -> int:
         org_wide=args.org_wide,
         timeout=args.timeout,
         max_attempts=args.max_attempts,
+        max_retry_seconds=args.max_retry_seconds,
     )
     if args.dry_run:
         with _connection(args) as connection:

@@ -57,6 +57,10 @@ log = logging.getLogger(__name__)
 
 _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 30.0
+# A host that cannot be reached at all is not worth six long attempts: fail
+# after a few short ones (each connect gives up after _CONNECT_TIMEOUT).
+_UNREACHABLE_ATTEMPTS = 3
+_CONNECT_TIMEOUT = 10.0
 _REFUSED_TOKEN_HINT = (
     "get a fresh one with `prism me:token` (or from <stack URL>/get_auth_token/) "
     "and set PRISMATIC_API_KEY"
@@ -85,6 +89,7 @@ class _Failure:
     description: str
     status: int | None = None
     retry_after: float | None = None
+    unreachable: bool = False
 
 
 @dataclass
@@ -136,7 +141,9 @@ class ApiSession:
             headers={"Prismatic-Client": "prismatic-usage"},
             client_session_args={
                 "raise_for_status": _raise_for_bad_status,
-                "timeout": aiohttp.ClientTimeout(total=options.timeout),
+                "timeout": aiohttp.ClientTimeout(
+                    total=options.timeout, sock_connect=min(_CONNECT_TIMEOUT, options.timeout)
+                ),
             },
             ssl=True,
         )
@@ -190,7 +197,8 @@ class ApiSession:
                 wait = 0.0  # the gate now holds every task until the pause is over
             else:
                 wait = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempts - 1)))
-            if attempts >= self._options.max_attempts or (
+            budget = _UNREACHABLE_ATTEMPTS if failure.unreachable else self._options.max_attempts
+            if attempts >= min(budget, self._options.max_attempts) or (
                 elapsed + wait > self._options.max_retry_seconds
             ):
                 raise RetriesExhaustedError(
@@ -263,12 +271,19 @@ class ApiSession:
                     retry_after=parse_retry_after(headers.get("Retry-After")),
                 )
             raise APIError(f"{what}: the API answered HTTP {status}") from exc
+        if isinstance(cause, aiohttp.ConnectionTimeoutError):
+            return _Failure(
+                f"cannot connect to {self._connection.base_url} (no answer)", unreachable=True
+            )
         if isinstance(cause, TimeoutError | asyncio.TimeoutError):
             if splittable:
                 raise RequestTooLarge(f"{what}: timed out") from exc
             return _Failure(f"timed out after {self._options.timeout:.0f} s")
         if isinstance(cause, aiohttp.ClientConnectorError):
-            return _Failure(f"cannot connect to {self._connection.base_url} ({cause.strerror})")
+            return _Failure(
+                f"cannot connect to {self._connection.base_url} ({cause.strerror})",
+                unreachable=True,
+            )
         return _Failure(f"connection failed ({type(cause).__name__ if cause else 'unknown'})")
 
     def _count_status(self, status: int | None) -> None:
