@@ -148,6 +148,14 @@ def test_a_graphql_error_names_the_query_and_the_instance(
     assert "permission" in message
     assert "daily metrics" in message and victim.id in message
     assert caught.value.errors and caught.value.errors[0]["message"].startswith("You do not")
+    # The error came back inside a packed answer and was pinned on that one alias:
+    # the pack was not split or retried because of it.
+    (failed,) = [
+        r for r in sb.stats.request_log if any("permission" in m for m in r.error_messages)
+    ]
+    assert len(failed.root_fields) > 1
+    asked = [c.fingerprint() for r in sb.stats.request_log for c in r.root_fields]
+    assert len(asked) == len(set(asked))
 
 
 def test_exhausted_retries_say_what_how_often_and_the_last_status(
