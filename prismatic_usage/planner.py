@@ -242,8 +242,8 @@ class Planner:
             "snapshots": TableBuilder(SNAPSHOT_SCHEMA),
             "metrics": TableBuilder(DAILY_METRIC_SCHEMA),
         }
-        # Whether each metrics stream runs org-wide (True), per entity (False),
-        # or per entity once its list is complete (None: waiting for the list).
+        # Whether each metrics stream runs org-wide; a refused probe turns it off
+        # and the stream waits in _waiting_for_list until its entity list is done.
         self.org_wide = {"snapshots": options.org_wide, "metrics": options.org_wide}
         self._waiting_for_list: dict[str, Stream] = {}
         self._list_entity_ids: dict[str, list[str]] = {
@@ -281,7 +281,7 @@ class Planner:
         for offset in range(state.planned_until, total, size):
             state.outstanding += 1
             self._enqueue(PageUnit(unit.stream, unit.entity, offset, size))
-        state.planned_until = max(state.planned_until, total)
+            state.planned_until = offset + size
 
     # -- the workers ------------------------------------------------------------
 
