@@ -229,6 +229,9 @@ class Planner:
         self._claimed = 0
         self.splits = 0
         self.units_sent = 0
+        # Units that unlock more planning (list pages, first pages) go before
+        # the others; each queue is first in, first out.
+        self._urgent: deque[PageUnit] = deque()
         self._ready: deque[PageUnit] = deque()
         self._probes: deque[PageUnit] = deque()
         self._claimed_probes = 0
@@ -316,12 +319,15 @@ class Planner:
                     self._wake.notify_all()
 
     def _finished(self) -> bool:
-        return not self._ready and not self._probes and self._busy == 0
+        return not self._pending() and not self._probes and self._busy == 0
+
+    def _pending(self) -> int:
+        return len(self._urgent) + len(self._ready)
 
     def _may_claim(self) -> bool:
         if self._finished() or len(self._probes) > self._claimed_probes:
             return True
-        return len(self._ready) > self._claimed and not self._trial_in_flight
+        return self._pending() > self._claimed and not self._trial_in_flight
 
     def _claim(self) -> _Claim:
         """Reserve work for one request: a probe, or up to a pack of ready units.
@@ -333,7 +339,7 @@ class Planner:
         if len(self._probes) > self._claimed_probes:
             self._claimed_probes += 1
             return _Claim(probe=True, count=1, limit=1, trial=False)
-        unclaimed = len(self._ready) - self._claimed
+        unclaimed = self._pending() - self._claimed
         trial = unclaimed > self._proven_pack and self.pack > self._proven_pack
         limit = self.pack if trial else self._proven_pack
         count = min(limit, unclaimed)
@@ -347,8 +353,8 @@ class Planner:
             self._claimed_probes -= 1
             return [self._probes.popleft()] if self._probes else []
         self._claimed -= claim.count
-        size = min(claim.limit, self.pack, len(self._ready) - self._claimed)
-        return [self._ready.popleft() for _ in range(max(0, size))]
+        size = min(claim.limit, self.pack, self._pending() - self._claimed)
+        return [(self._urgent or self._ready).popleft() for _ in range(max(0, size))]
 
     def _enqueue(self, unit: PageUnit) -> None:
         """Queue a unit; pages that unlock more planning jump the queue.
@@ -360,7 +366,7 @@ class Planner:
         if unit.is_probe:
             self._probes.append(unit)
         elif unit.offset == 0 or unit.stream in (queries.CUSTOMERS, queries.INSTANCES):
-            self._ready.appendleft(unit)
+            self._urgent.append(unit)
         else:
             self._ready.append(unit)
 
@@ -399,7 +405,7 @@ class Planner:
             reason,
             self.pack,
         )
-        self._ready.extendleft(reversed(batch))
+        self._urgent.extendleft(reversed(batch))
 
     # -- absorbing answers --------------------------------------------------------
 
@@ -422,10 +428,13 @@ class Planner:
             # A lone unit owns every error of its request, with or without a path.
             unit_errors.setdefault(queries.alias(0), []).extend(whole_errors)
         data = answer.data or {}
+        # Errors first: one that ends the run must not leave siblings requeued.
+        for name, errors in unit_errors.items():
+            self._unit_failed(aliases[name], errors)
         for name, unit in aliases.items():
             if name in unit_errors:
-                self._unit_failed(unit, unit_errors[name])
-            elif data.get(name) is None:
+                continue
+            if data.get(name) is None:
                 # Nulled because a sibling's non-null field failed: not fetched yet.
                 self._requeue(unit)
             else:

@@ -20,9 +20,16 @@ P = TypeVar("P")
 ProgressArg = bool | Callable[[Any], None] | None
 
 
+def _in_jupyter() -> bool:
+    """Whether this code runs in a Jupyter kernel (not merely has ipykernel imported)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def _watched() -> bool:
     """Whether someone is likely looking at stderr (a terminal or a notebook)."""
-    if "ipykernel" in sys.modules:
+    if _in_jupyter():
         return True
     stream = sys.stderr
     return bool(stream is not None and hasattr(stream, "isatty") and stream.isatty())
@@ -33,7 +40,7 @@ def _tqdm_class() -> Any:
         from tqdm import tqdm
     except ImportError:  # tqdm is a dependency, but a stripped install should still fetch
         return None
-    if "ipykernel" not in sys.modules:
+    if not _in_jupyter():
         return tqdm
     # In Jupyter the bar is a widget; without ipywidgets tqdm.auto warns and a
     # text bar lands in the cell's stderr, so then there is no bar at all.

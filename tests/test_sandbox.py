@@ -11,6 +11,7 @@ import datetime as dt
 import email.utils
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,7 +27,9 @@ from gql import Client, GraphQLRequest
 from gql.client import AsyncClientSession
 from gql.transport.aiohttp import AIOHTTPTransport
 from gql.transport.exceptions import TransportQueryError
+from graphql import execute_sync, parse, validate
 
+from prismatic_usage import queries
 from prismatic_usage.sandbox import (
     Customer,
     DailyMetric,
@@ -39,6 +42,9 @@ from prismatic_usage.sandbox import (
     generate_org,
     global_id,
 )
+from prismatic_usage.sandbox.fastpath import RecordListExecutor
+from prismatic_usage.sandbox.resolvers import ResolveContext
+from prismatic_usage.sandbox.schema import sandbox_schema
 
 UTC = dt.UTC
 BIG = 2**53
@@ -361,7 +367,7 @@ async def test_dates_inclusive_and_bigints_exact(sandbox: Sandbox) -> None:
     status, _, body = await raw_post(
         sandbox.api_url, {"query": text, "variables": variables}, sandbox.token
     )
-    assert status == 200 and f'"spendMbSecs": {big.spend_mb_secs}' in body  # a JSON number
+    assert status == 200 and re.search(rf'"spendMbSecs":\s*{big.spend_mb_secs}\b', body)  # a number
 
 
 async def test_sort_desc_latest_daily_and_org_sums(sandbox: Sandbox) -> None:
@@ -700,3 +706,203 @@ def test_command_prints_url_and_token_then_serves() -> None:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
+
+
+def _packed_org_wide(slots: int = 10) -> tuple[str, dict[str, Any]]:
+    """The benchmark's request: ``slots`` aliased org-wide snapshot pages of 100 nodes."""
+    text = queries.packed_document((queries.SNAPSHOTS_ORG_WIDE,) * slots).text
+    variables: dict[str, Any] = {
+        "timeGte": "2024-12-01T00:00:00+00:00",
+        "timeLte": "2024-12-31T23:59:59+00:00",
+    }
+    for i in range(slots):
+        variables[f"f{i}"], variables[f"o{i}"] = 100, 100 * i
+    return text, variables
+
+
+def _command(*extra: str) -> tuple[subprocess.Popen[str], str, str]:
+    """Start ``prismatic-usage sandbox`` with the benchmark's data; (process, /api URL, token)."""
+    args = ["--port", "0", "--seed", "1", "--customers", "5", "--days", "3"]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "prismatic_usage",
+            "sandbox",
+            *args,
+            "--start-date=2024-12-01",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "error"},
+    )
+    assert proc.stdout is not None
+    url, token = proc.stdout.readline()[5:].strip(), proc.stdout.readline()[7:].strip()
+    return proc, f"{url}/api", token
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+
+
+def test_command_with_workers_serves_the_same_answers() -> None:
+    text, variables = _packed_org_wide()
+    bodies = [
+        {"query": text, "variables": variables, "operationName": "UsagePages"},
+        {"query": "{ customers(first: 2) { edges { cursor node { name } } } }"},
+        {"query": "{ instanceDailyUsageMetrics(first: 1) { totalCount } }"},  # path error
+        {"query": "{ nope }"},  # 400
+    ]
+    answers = []
+    for workers in ("0", "2"):
+        proc, url, token = _command("--workers", workers)
+        try:
+
+            async def post_all(url: str = url, token: str = token) -> list[tuple[int, Any]]:
+                replies = await asyncio.gather(*(raw_post(url, b, token) for b in bodies * 2))
+                return [(status, json.loads(body)) for status, _, body in replies]
+
+            answers.append(asyncio.run(post_all()))
+        finally:
+            _stop(proc)
+    assert answers[0] == answers[1]
+    assert [status for status, _ in answers[1]] == [200, 200, 200, 400] * 2
+    snapshots = answers[1][0][1]["data"]
+    assert len(snapshots) == 10 and sum(len(s["nodes"]) for s in snapshots.values()) > 100
+
+
+_WORKER_SCRIPT = """
+import json, sys, urllib.error, urllib.request
+from prismatic_usage.sandbox import FaultPlan, Sandbox, generate_org
+plan = FaultPlan(rate_limit=float(sys.argv[1]), rate_limit_burst=3)
+with Sandbox(generate_org(seed=1, customers=3, days=2), faults=plan, workers=2) as sb:
+    assert sb.workers == 2
+    statuses = []
+    for i in range(8):
+        body = json.dumps({"query": "query Q { customers(first: 1) { totalCount } }"}).encode()
+        req = urllib.request.Request(sb.api_url, body, {"Authorization": "Bearer " + sb.token})
+        try:
+            with urllib.request.urlopen(req) as resp:
+                statuses.append(resp.status)
+        except urllib.error.HTTPError as exc:
+            statuses.append(exc.code)
+    stats = sb.stats
+    calls = [(r.operation_name, [c.field_name for c in r.root_fields]) for r in stats.request_log]
+    print(json.dumps({"statuses": statuses, "requests": stats.requests, "served": stats.served,
+                      "by_status": {str(k): v for k, v in stats.by_status.items()}, "calls": calls}))
+"""
+
+
+def test_workers_keep_stats_and_rate_limit_in_the_server_process() -> None:
+    # Forking needs a process without other threads: a fresh interpreter, like the command.
+    done = subprocess.run(
+        [sys.executable, "-c", _WORKER_SCRIPT, "0.01"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONWARNINGS": "error"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["statuses"] == [200] * 3 + [429] * 5  # one bucket for all workers
+    assert result["requests"] == 8 and result["by_status"] == {"200": 3, "429": 5}
+    assert result["served"] == 3
+    assert result["calls"] == [["Q", ["customers"]]] * 3
+
+
+def _execute_both(
+    data: OrgData, text: str, variables: dict[str, Any] | None = None, **switches: Any
+) -> tuple[Any, Any]:
+    document = parse(text)
+    assert not validate(sandbox_schema(), document)
+    context = ResolveContext(data=data, **switches)
+    fast, plain = (
+        execute_sync(
+            sandbox_schema(),
+            document,
+            context_value=context,
+            variable_values=variables,
+            executor_class=executor,
+        )
+        for executor in (RecordListExecutor, None)
+    )
+    return fast.formatted, plain.formatted
+
+
+def _odd_org() -> OrgData:
+    """Records that push the fast path onto graphql-core's own (nulls, an Int overflow)."""
+    customer = Customer(_id("Customer", 1), "c", external_id=None, labels=("a", "b"))
+    integration = Integration(_id("Integration", 1), "i", category=None)
+    instance = Instance(
+        _id("Instance", 1),
+        "x",
+        customer.id,
+        integration.id,
+        last_executed_at=None,
+        instance_type=None,
+    )
+    when = dt.datetime(2025, 1, 1, 3, tzinfo=UTC)
+    return OrgData(
+        customers=[customer],
+        integrations=[integration],
+        instances=[instance],
+        snapshots=[
+            Snapshot(_id("S", 1), customer.id, when, 1, 1),
+            Snapshot(_id("S", 2), customer.id, when + dt.timedelta(hours=1), 2**40, 1),
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{ customers { nodes { id name externalId labels __typename } } }",
+        "{ customers { nodes { ... on Customer { id } name } edges { cursor node { id } } } }",
+        "{ customers { nodes { a: id b: id name } } }",
+        "{ customers { nodes { id id } } }",
+        "{ instances { nodes { id lastExecutedAt instanceType designedBy inFailedState"
+        " customer { id name externalId } integration { name category } } } }",
+        "{ instances { nodes { id integration(compatibility: 3) { name } } } }",
+        "{ customerTotalUsageMetrics(last: 2) { nodes { id snapshotTime deployedInstanceCount"
+        " customer { id createdAt } } totalCount pageInfo { endCursor } } }",
+        "{ customerTotalUsageMetrics(first: 1) { nodes { id @skip(if: true) snapshotTime } } }",
+    ],
+)
+def test_fast_path_answers_like_graphql_core(text: str) -> None:
+    fast, plain = _execute_both(_odd_org(), text)
+    assert fast == plain
+    if "deployedInstanceCount" in text:  # 2**40 is no GraphQL Int: graphql-core's error
+        assert fast["errors"][0]["path"] == [
+            "customerTotalUsageMetrics",
+            "nodes",
+            1,
+            "deployedInstanceCount",
+        ]
+
+
+def test_fast_path_answers_like_graphql_core_for_every_packed_stream() -> None:
+    data = generate_org(seed=3, customers=4, start=dt.date(2024, 12, 1), days=3)
+    text = queries.packed_document(queries.STREAMS).text
+    variables: dict[str, Any] = {
+        "timeGte": "2024-12-01T00:00:00+00:00",
+        "timeLte": "2024-12-03T23:59:59+00:00",
+        "dateGte": "2024-12-01",
+        "dateLte": "2024-12-03",
+    }
+    for i, stream in enumerate(queries.STREAMS):
+        variables[f"f{i}"], variables[f"o{i}"] = 50, 0
+        if stream.entity_arg == "customer":
+            variables[f"e{i}"] = data.customers[0].id
+        elif stream.entity_arg == "instance":
+            variables[f"e{i}"] = data.instances[0].id
+    fast, plain = _execute_both(data, text, variables, require_instance_for_daily_metrics=False)
+    assert fast == plain and "errors" not in fast
+    assert sum(len(v["nodes"]) for v in fast["data"].values()) > 50
+    denied = frozenset({data.customers[0].id})
+    fast, plain = _execute_both(data, text, variables, denied_ids=denied)
+    assert fast == plain and fast["errors"]

@@ -4,7 +4,8 @@
 count it -> latency -> dropped connection -> queued canned response -> ``every_nth``
 status -> rate limit (429) -> bearer token (401) -> JSON body (400) -> parse and
 validate (400, as graphene-django answers errors that have no path) -> query-cost
-limits (GraphQL error, 200) -> execute (200, ``data`` and path-carrying ``errors``).
+limits (GraphQL error, 200) -> execute (200, ``data`` and path-carrying ``errors``), in
+the server thread or, with workers, in a worker process (``execution.py``).
 """
 
 from __future__ import annotations
@@ -14,22 +15,19 @@ import datetime as dt
 import email.utils
 import json
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any
 
 from aiohttp import web
-from graphql import ExecutionResult, GraphQLError, execute_sync
 
+from .execution import Answer, Job, dumps, execute_job, run_in_worker
 from .faults import FaultPlan, retry_after_seconds
 from .operation import limit_error, root_fields
-from .resolvers import ResolveContext
 from .state import SandboxState
 from .stats import RequestRecord
 
 __all__ = ["STATE", "build_app"]
 
 STATE = web.AppKey("sandbox_state", SandboxState)
-_dumps = partial(json.dumps, ensure_ascii=False)
 _UNAUTHORIZED = {"errors": [{"message": "Unauthorized"}]}
 _TOO_MANY = {"errors": [{"message": "Too Many Requests"}]}
 _HTML = (
@@ -68,7 +66,7 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(body, status=status, headers=headers, dumps=_dumps)
+    return web.json_response(body, status=status, headers=headers, dumps=dumps)
 
 
 def _html(status: int) -> web.Response:
@@ -173,33 +171,26 @@ async def _graphql(
         state.stats.served(RequestRecord(seq, 200, name, calls, (problem,)))
         return _json({"errors": [{"message": problem}]}, 200)
     switches = state.switches
-    context = ResolveContext(
-        data=state.data,
+    job = Job(
+        query=query,
+        variables=variables,
+        operation_name=operation_name,
         require_instance_for_daily_metrics=switches.require_instance_for_daily_metrics,
         refuse_org_wide_snapshots=switches.refuse_org_wide_snapshots,
         stuck_cursor=plan.stuck_cursor,
         lie_total_count=plan.lie_total_count,
         denied_ids=plan.denied_ids,
     )
-    result = execute_sync(
-        state.schema,
-        document,
-        context_value=context,
-        variable_values=variables,
-        operation_name=operation_name,
+    answer: Answer
+    if state.pool is None:
+        answer = execute_job(state.schema, state.data, document, job)
+    else:
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(state.pool.executor, run_in_worker, job)
+    state.stats.served(RequestRecord(seq, answer.status, name, calls, answer.messages))
+    return web.Response(
+        body=answer.body, status=answer.status, content_type="application/json", charset="utf-8"
     )
-    status, payload = _http_result(result)
-    messages = tuple(e.message for e in result.errors or ())
-    state.stats.served(RequestRecord(seq, status, name, calls, messages))
-    return _json(payload, status)
-
-
-def _http_result(result: ExecutionResult) -> tuple[int, dict[str, Any]]:
-    """graphene-django's mapping: errors without a path (request errors) are HTTP 400."""
-    errors: list[GraphQLError] = list(result.errors or ())
-    if errors and any(not e.path for e in errors):
-        return 400, {"errors": [e.formatted for e in errors]}
-    return 200, dict(result.formatted)
 
 
 async def handle_refresh(request: web.Request) -> web.StreamResponse:

@@ -48,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
     parser.add_argument("--rate-limit", type=float, help="requests per second before HTTP 429")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes executing GraphQL (0: the server thread; N >= 1 forks N workers)",
+    )
+    parser.add_argument(
         "--allow-org-wide-instance-metrics",
         action="store_true",
         help="answer instanceDailyUsageMetrics without an instance argument",
@@ -58,8 +64,8 @@ def _parser() -> argparse.ArgumentParser:
 def run(argv: list[str] | None = None) -> int:
     """Run the sandbox command; returns the exit status (0 after SIGINT/SIGTERM)."""
     args = _parser().parse_args(argv)
-    if args.days < 1 or args.customers < 0:
-        print("error: --days must be >= 1 and --customers >= 0", file=sys.stderr)
+    if args.days < 1 or args.customers < 0 or args.workers < 0:
+        print("error: --days must be >= 1, --customers and --workers >= 0", file=sys.stderr)
         return 2
     start = args.start_date or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=args.days)
     data = generate_org(seed=args.seed, customers=args.customers, start=start, days=args.days)
@@ -75,6 +81,7 @@ def run(argv: list[str] | None = None) -> int:
         port=args.port,
         faults=FaultPlan(latency=args.latency, rate_limit=args.rate_limit),
         require_instance_for_daily_metrics=not args.allow_org_wide_instance_metrics,
+        workers=args.workers,
     )
     try:
         with sandbox:

@@ -13,6 +13,7 @@ import base64
 import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from graphql import GraphQLError
@@ -127,25 +128,33 @@ def connection(
     total_delta: int = 0,
     cursor: Callable[[int], str] = cursor_for,
 ) -> dict[str, Any]:
-    """The connection object graphql-core resolves from (plain dicts, default resolvers).
+    """The connection object graphql-core resolves from (dicts, default resolvers).
 
     ``stuck_after`` and ``total_delta`` implement the misbehaving-pagination faults:
     with ``stuck_after`` set, ``hasNextPage`` stays true and ``endCursor`` is that cursor.
     """
-    cursors = [cursor(page.start + i) for i in range(len(page.nodes))]
-    end_cursor = cursors[-1] if cursors else None
+    count = len(page.nodes)
+    start_cursor = cursor(page.start) if count else None
+    end_cursor = cursor(page.start + count - 1) if count else None
     has_next = page.has_next
     if stuck_after is not None:
         has_next = True
         end_cursor = stuck_after or end_cursor
     return {
         "nodes": page.nodes,
-        "edges": [{"cursor": c, "node": n} for c, n in zip(cursors, page.nodes, strict=True)],
+        # Built only when selected: the default resolver calls a callable dict value.
+        "edges": partial(_edges, page, cursor),
         "totalCount": page.total + total_delta,
         "pageInfo": {
             "hasNextPage": has_next,
             "hasPreviousPage": page.has_previous,
-            "startCursor": cursors[0] if cursors else None,
+            "startCursor": start_cursor,
             "endCursor": end_cursor,
         },
     }
+
+
+def _edges(
+    page: Page, cursor: Callable[[int], str], _info: Any, **_args: Any
+) -> list[dict[str, Any]]:
+    return [{"cursor": cursor(page.start + i), "node": n} for i, n in enumerate(page.nodes)]

@@ -18,7 +18,6 @@ from typing import Any
 from graphql import (
     GraphQLError,
     GraphQLObjectType,
-    GraphQLResolveInfo,
     GraphQLScalarType,
     GraphQLSchema,
     IntValueNode,
@@ -27,7 +26,8 @@ from graphql import (
     build_schema,
 )
 
-from .resolvers import ROOT_RESOLVERS, ResolveContext
+from .fastpath import AttributeResolver, RelationResolver
+from .resolvers import ROOT_RESOLVERS
 
 __all__ = ["sandbox_schema", "schema_sdl"]
 
@@ -157,38 +157,12 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def _attribute(attr: str) -> Callable[..., Any]:
-    """Resolve a field from the record attribute of the same name, in snake_case."""
-
-    def resolve(source: Any, _info: GraphQLResolveInfo[Any], **_args: Any) -> Any:
-        return getattr(source, attr, None)
-
-    return resolve
-
-
-def _org(info: GraphQLResolveInfo[Any]) -> Any:
-    ctx = info.context
-    assert isinstance(ctx, ResolveContext)
-    return ctx.data
-
-
-def _customer_of(source: Any, info: GraphQLResolveInfo[Any], **_args: Any) -> Any:
-    return _org(info).customers_by_id[source.customer_id]
-
-
-def _instance_of(source: Any, info: GraphQLResolveInfo[Any], **_args: Any) -> Any:
-    return _org(info).instances_by_id[source.instance_id]
-
-
-def _integration_of(source: Any, info: GraphQLResolveInfo[Any], **_args: Any) -> Any:
-    return _org(info).integrations_by_id[source.integration_id]
-
-
-_RELATIONS: dict[tuple[str, str], Callable[..., Any]] = {
-    ("Instance", "customer"): _customer_of,
-    ("Instance", "integration"): _integration_of,
-    ("CustomerTotalUsageMetrics", "customer"): _customer_of,
-    ("InstanceDailyUsageMetrics", "instance"): _instance_of,
+#: Fields that lead from a record to another, through the org's indexes.
+_RELATIONS: dict[tuple[str, str], RelationResolver] = {
+    ("Instance", "customer"): RelationResolver("customers_by_id", "customer_id"),
+    ("Instance", "integration"): RelationResolver("integrations_by_id", "integration_id"),
+    ("CustomerTotalUsageMetrics", "customer"): RelationResolver("customers_by_id", "customer_id"),
+    ("InstanceDailyUsageMetrics", "instance"): RelationResolver("instances_by_id", "instance_id"),
 }
 
 
@@ -197,9 +171,8 @@ def _install_resolvers(schema: GraphQLSchema) -> None:
         object_type = schema.get_type(type_name)
         assert isinstance(object_type, GraphQLObjectType)
         for field_name, field in object_type.fields.items():
-            field.resolve = _RELATIONS.get((type_name, field_name)) or _attribute(
-                _snake(field_name)
-            )
+            relation = _RELATIONS.get((type_name, field_name))
+            field.resolve = relation or AttributeResolver(_snake(field_name))
     root = schema.query_type
     assert root is not None
     for field_name, resolver in ROOT_RESOLVERS.items():

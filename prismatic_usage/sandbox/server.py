@@ -14,6 +14,7 @@ from typing import Any
 
 from .app import build_app
 from .data import OrgData
+from .execution import WorkerPool
 from .faults import CannedResponse, FaultPlan
 from .generator import generate_org
 from .runner import ThreadedServer
@@ -44,6 +45,13 @@ class Sandbox:
         error ``Missing required argument 'instance'`` (default, as observed in 2026).
     refuse_org_wide_snapshots
         Likewise refuse ``customerTotalUsageMetrics`` without ``customer``.
+    workers
+        0 (default) executes GraphQL in the server thread. N >= 1 executes it (parse,
+        execute, JSON encoding) in N worker processes forked by :meth:`start` before
+        the server thread starts; auth, faults, rate limits and the request log stay
+        in this process. ``fork`` is only safe while no other thread runs: use it in
+        a process of its own (``prismatic-usage sandbox --workers N``), not next to
+        other sandboxes or clients; POSIX only.
 
     Examples
     --------
@@ -64,10 +72,15 @@ class Sandbox:
         faults: FaultPlan | None = None,
         require_instance_for_daily_metrics: bool = True,
         refuse_org_wide_snapshots: bool = False,
+        workers: int = 0,
     ) -> None:
+        if workers < 0:
+            raise ValueError("workers must be >= 0")
+        data = data if data is not None else generate_org()
+        schema = sandbox_schema()
         self._state = SandboxState(
-            data if data is not None else generate_org(),
-            sandbox_schema(),
+            data,
+            schema,
             token=token or secrets.token_urlsafe(32),
             refresh_token=refresh_token or secrets.token_urlsafe(32),
             faults=faults or FaultPlan(),
@@ -75,6 +88,7 @@ class Sandbox:
                 require_instance_for_daily_metrics=require_instance_for_daily_metrics,
                 refuse_org_wide_snapshots=refuse_org_wide_snapshots,
             ),
+            pool=WorkerPool(workers, schema, data) if workers else None,
         )
         self._host = host
         self._server = ThreadedServer(lambda: build_app(self._state), host, port)
@@ -84,12 +98,27 @@ class Sandbox:
     def start(self) -> Sandbox:
         """Start serving; returns once listening. Raises ``OSError`` if the port is taken."""
         self._state.data.warm()  # so no request pays for building the org-wide indexes
-        self._server.start()
+        pool = self._state.pool
+        if pool is not None:
+            pool.start()  # forks (inheriting the warm data) before the server thread exists
+        try:
+            self._server.start()
+        except BaseException:
+            if pool is not None:
+                pool.stop()
+            raise
         return self
 
     def stop(self) -> None:
         """Stop serving (idempotent); in-flight requests get half a second to finish."""
         self._server.stop()
+        if self._state.pool is not None:
+            self._state.pool.stop()
+
+    @property
+    def workers(self) -> int:
+        """How many worker processes execute GraphQL (0: the server thread does)."""
+        return 0 if self._state.pool is None else self._state.pool.size
 
     def __enter__(self) -> Sandbox:
         return self.start()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse, validate
 
 from .data import OrgData
+from .execution import WorkerPool
 from .faults import CannedResponse, FaultPlan, TokenBucket
 from .stats import StatsRecorder
 
@@ -43,8 +44,11 @@ class SandboxState:
         refresh_token: str,
         faults: FaultPlan,
         switches: Switches,
+        pool: WorkerPool | None = None,
     ) -> None:
         self.data = data
+        #: Worker processes that execute GraphQL; None executes in the server thread.
+        self.pool = pool
         self.schema = schema
         self.faults = faults
         self.switches = switches
