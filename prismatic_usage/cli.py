@@ -313,7 +313,7 @@ def _connection(args: argparse.Namespace) -> Iterator[Connection]:
 
 def _run(args: argparse.Namespace) -> int:
     _check_dates(args)
-    config.validate_timezone(args.tz)
+    config.resolve_zone(args.tz)
     options = FetchOptions(
         concurrency=args.concurrency,
         requests_per_second=args.rate

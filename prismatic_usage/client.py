@@ -23,8 +23,8 @@ from .config import (
     Connection,
     FetchOptions,
     resolve_connection,
+    resolve_zone,
     validate_date_range,
-    validate_timezone,
 )
 from .errors import ConfigurationError
 from .pacing import RequestGate
@@ -172,7 +172,7 @@ class _FetchRequest:
         start_day = _coerce_date(start, "start date")
         end_day = _coerce_date(end, "end date")
         validate_date_range(start_day, end_day)
-        validate_timezone(tz)
+        resolve_zone(tz)
         return cls(
             start=start_day,
             end=end_day,

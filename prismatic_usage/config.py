@@ -20,8 +20,8 @@ __all__ = [
     "Connection",
     "FetchOptions",
     "resolve_connection",
+    "resolve_zone",
     "validate_date_range",
-    "validate_timezone",
 ]
 
 DEFAULT_BASE_URL = "https://app.prismatic.io"
@@ -203,15 +203,18 @@ class FetchOptions:
             raise ConfigurationError(f"max attempts must be at least 1, got {self.max_attempts}")
 
 
-def validate_timezone(tz: str) -> str:
-    """An IANA zone name, checked; ``ConfigurationError`` says what to pass otherwise."""
+def resolve_zone(tz: str) -> zoneinfo.ZoneInfo:
+    """The IANA zone ``tz``; ``ConfigurationError`` says what to pass otherwise.
+
+    Fixed offsets such as ``"+05:00"`` are refused: a billing day should follow
+    its zone's daylight-saving rules.
+    """
     try:
-        zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        return zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ConfigurationError(
             f"unknown time zone {tz!r}; use an IANA name such as UTC or Europe/Berlin"
-        ) from exc
-    return tz
+        ) from None
 
 
 def validate_date_range(start: dt.date, end: dt.date) -> None:

@@ -22,42 +22,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .columns import CUSTOMER_INSTANCE, INSTANCE_COMPUTE, date_array
-from .errors import ConfigurationError
+from .config import resolve_zone
 from .records import UsageRecords
 
-__all__ = ["customer_instance_frame", "instance_compute_frame", "resolve_zone"]
+__all__ = ["customer_instance_frame", "instance_compute_frame"]
 
 _EPOCH = dt.date(1970, 1, 1)
 _MICROS_PER_DAY = 86_400 * 1_000_000
 _UTC_KEYS = frozenset({"UTC", "Etc/UTC"})
 
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
-
-
-def resolve_zone(tz: str) -> zoneinfo.ZoneInfo:
-    """Look up an IANA time zone name.
-
-    Parameters
-    ----------
-    tz : str
-        An IANA name such as ``"UTC"`` or ``"America/Chicago"``.
-
-    Returns
-    -------
-    zoneinfo.ZoneInfo
-
-    Raises
-    ------
-    ConfigurationError
-        If ``tz`` is not a known IANA zone (fixed offsets such as ``"+05:00"``
-        are not accepted: a billing day should follow its zone's DST rules).
-    """
-    try:
-        return zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ConfigurationError(
-            f"unknown time zone {tz!r}; use an IANA name such as 'UTC' or 'America/Chicago'"
-        ) from None
 
 
 def customer_instance_frame(

@@ -11,8 +11,8 @@ from prismatic_usage.config import (
     FetchOptions,
     normalize_base_url,
     resolve_connection,
+    resolve_zone,
     validate_date_range,
-    validate_timezone,
 )
 from prismatic_usage.errors import AuthenticationError, ConfigurationError
 
@@ -80,6 +80,6 @@ def test_dates_and_zones() -> None:
     validate_date_range(dt.date(2025, 1, 1), dt.date(2025, 1, 1))
     with pytest.raises(ConfigurationError, match="after"):
         validate_date_range(dt.date(2025, 1, 2), dt.date(2025, 1, 1))
-    assert validate_timezone("Europe/Berlin") == "Europe/Berlin"
+    assert resolve_zone("Europe/Berlin").key == "Europe/Berlin"
     with pytest.raises(ConfigurationError, match="IANA"):
-        validate_timezone("Mars/Olympus")
+        resolve_zone("Mars/Olympus")
