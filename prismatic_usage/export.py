@@ -94,11 +94,7 @@ def write_csv(
     OutputError
         If the directory or file cannot be created or written.
     """
-    spec = _checked_spec(frame)
-    target = Path(path)
-    _make_dir(target.parent)
-    _write_atomically([(target, _csv_writer(excel_safe), _arrow_table(frame, spec))])
-    return target
+    return _write_one(frame, path, _csv_writer(excel_safe))
 
 
 def write_parquet(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
@@ -130,10 +126,15 @@ def write_parquet(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     OutputError
         If the directory or file cannot be created or written.
     """
-    spec = _checked_spec(frame)
+    return _write_one(frame, path, _write_parquet_to)
+
+
+def _write_one(frame: pd.DataFrame, path: str | os.PathLike[str], writer: Writer) -> Path:
+    """Check ``frame`` against its declaration and write it atomically with ``writer``."""
+    table = _arrow_table(frame, _checked_spec(frame))
     target = Path(path)
     _make_dir(target.parent)
-    _write_atomically([(target, _write_parquet_to, _arrow_table(frame, spec))])
+    _write_atomically([(target, writer, table)])
     return target
 
 
