@@ -38,25 +38,15 @@ Amounts use :class:`decimal.Decimal` throughout; see :func:`billing_summary`.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import (
-    ROUND_HALF_UP,
-    Context,
-    Decimal,
-    DivisionByZero,
-    Inexact,
-    InvalidOperation,
-    Overflow,
-)
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
+from . import _join, _money, _periods, _rollup
+from ._periods import DateLike
 from .columns import (
     BILLING_SUMMARY,
     CUSTOMER_COMPUTE_ROLLUP,
@@ -64,9 +54,6 @@ from .columns import (
     CUSTOMER_PERIOD_ROLLUP,
     INSTANCE_COMPUTE,
     INSTANCE_COMPUTE_ROLLUP,
-    FrameSpec,
-    date_array,
-    spec_for_columns,
 )
 from .errors import ConfigurationError
 
@@ -84,30 +71,7 @@ PERIODS: tuple[str, ...] = ("month", "week", "range")
 MB_PER_GB = 1024
 """GB-seconds = MB-seconds / 1024 (binary gigabytes, as memory is sized)."""
 
-DateLike = dt.date | str | None
 PriceLike = Decimal | int | str
-
-IntArray = np.ndarray[Any, np.dtype[np.int64]]
-FloatArray = np.ndarray[Any, np.dtype[np.float64]]
-
-_EPOCH = dt.date(1970, 1, 1)
-_EXTERNAL_ID = "Customer External ID"
-_IDENTIFIERS = (
-    "Customer ID",
-    "Customer Name",
-    _EXTERNAL_ID,
-    "Instance ID",
-    "Instance Name",
-    "Integration Name",
-)
-_COUNTS = ("Successful Executions", "Failed Executions", "Step Count", "Execution Mb-Seconds")
-_MAX_PRICE_DIGITS = 40
-_CENT = Decimal("0.01")
-_MAX_AMOUNT = Decimal(10) ** 16  # decimal128(18, 2) holds 16 digits before the point
-# Products of an int64 (19 digits), /1024 (10 more) and a price (<= 40 digits) fit
-# in 100 digits, so with Inexact trapped any rounding before the final one is an error.
-_EXACT = Context(prec=100, traps=[Inexact, InvalidOperation, Overflow, DivisionByZero])
-_ROUND = Context(prec=100, rounding=ROUND_HALF_UP, traps=[InvalidOperation, Overflow])
 
 
 # -- prices -----------------------------------------------------------------------------------
@@ -153,33 +117,13 @@ class Prices:
         gb_second: PriceLike | None = None,
         per_1k_executions: PriceLike | None = None,
     ) -> None:
-        object.__setattr__(self, "instance_month", _price("instance_month", instance_month))
-        object.__setattr__(self, "gb_second", _price("gb_second", gb_second))
-        object.__setattr__(
-            self, "per_1k_executions", _price("per_1k_executions", per_1k_executions)
-        )
-
-
-def _price(name: str, value: object) -> Decimal | None:
-    """One validated price, or None."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
-        raise ConfigurationError(
-            f"price {name}={value!r}: give a Decimal, an int or a decimal string such as "
-            "'0.25' (floats are not exact)"
-        )
-    try:
-        price = Decimal(value)
-    except InvalidOperation:
-        raise ConfigurationError(f"price {name}={value!r} is not a decimal number") from None
-    if not price.is_finite() or price < 0:
-        raise ConfigurationError(f"price {name}={value!r} must be a finite number >= 0")
-    if len(price.as_tuple().digits) > _MAX_PRICE_DIGITS:
-        raise ConfigurationError(
-            f"price {name}={value!r} has more than {_MAX_PRICE_DIGITS} significant digits"
-        )
-    return price.copy_abs() if price.is_zero() else price  # no "-0.00" amounts
+        given = {
+            "instance_month": instance_month,
+            "gb_second": gb_second,
+            "per_1k_executions": per_1k_executions,
+        }
+        for name, value in given.items():
+            object.__setattr__(self, name, _money.checked_price(name, value))
 
 
 # -- public roll-ups --------------------------------------------------------------------------
@@ -239,15 +183,15 @@ def customer_period_rollup(
     """
     _check_period(period)
     spec = CUSTOMER_PERIOD_ROLLUP.select(
-        extended=_EXTERNAL_ID in _checked_daily(customer_frame, CUSTOMER_INSTANCE).names
+        extended=_rollup.is_extended_daily(customer_frame, CUSTOMER_INSTANCE)
     )
-    selected = _rows_in_range(customer_frame, start, end)
+    selected = _periods.rows_in_range(customer_frame, start, end)
     if selected is None:
         return spec.empty()
-    frame, days, bounds = selected
+    frame, row_days, bounds = selected
     ranking = ["Customer Name", "Customer ID"]
-    groups = _group(
-        frame, days, keys=["Customer ID"], ranking=ranking, period=period, bounds=bounds
+    groups = _rollup.group(
+        frame, row_days, keys=["Customer ID"], ranking=ranking, period=period, bounds=bounds
     )
     if np.any(groups.distinct_days != groups.rows):
         raise ConfigurationError(
@@ -256,20 +200,19 @@ def customer_period_rollup(
         )
     daily = frame["Deployed Instances"].to_numpy(np.float64)[groups.order]
     integrations = frame["Unique Integrations"].to_numpy(np.float64)[groups.order]
-    instance_days = _fsums(daily, groups.starts)
-    days_in_period = groups.period_end - groups.period_start + 1
+    instance_days = _rollup.fsums(daily, groups.starts)
     return spec.build(
         {
-            **_carried(frame, groups, spec),
-            **_period_columns(groups),
+            **_rollup.carried(frame, groups, spec),
+            **_periods.period_columns(groups.period_start, groups.period_end),
             "Average Deployed Instances": instance_days / groups.rows,
-            "Average Unique Integrations": _fsums(integrations, groups.starts) / groups.rows,
+            "Average Unique Integrations": _rollup.fsums(integrations, groups.starts) / groups.rows,
             "Peak Deployed Instances": np.maximum.reduceat(daily, groups.starts),
             "Instance-Days": instance_days,
-            "Instance-Months": _fsums(daily / _month_lengths(days[groups.order]), groups.starts),
-            "Days With Data": groups.rows,
-            "Days In Period": days_in_period,
-            "Coverage": groups.rows / days_in_period,
+            "Instance-Months": _rollup.fsums(
+                daily / _periods.month_lengths(row_days[groups.order]), groups.starts
+            ),
+            **_periods.coverage_columns(groups.period_start, groups.period_end, groups.rows),
         }
     )
 
@@ -327,25 +270,25 @@ def compute_rollup(
     if by not in ("instance", "customer"):
         raise ConfigurationError(f"unknown grouping by={by!r}; choose 'instance' or 'customer'")
     declared = INSTANCE_COMPUTE_ROLLUP if by == "instance" else CUSTOMER_COMPUTE_ROLLUP
-    spec = declared.select(
-        extended=_EXTERNAL_ID in _checked_daily(compute_frame, INSTANCE_COMPUTE).names
-    )
-    selected = _rows_in_range(compute_frame, start, end)
+    spec = declared.select(extended=_rollup.is_extended_daily(compute_frame, INSTANCE_COMPUTE))
+    selected = _periods.rows_in_range(compute_frame, start, end)
     if selected is None:
         return spec.empty()
-    frame, days, bounds = selected
+    frame, row_days, bounds = selected
     keys, ranking = ["Customer ID"], ["Customer Name", "Customer ID"]
     if by == "instance":
         keys, ranking = [*keys, "Instance ID"], [*ranking, "Instance Name", "Instance ID"]
-    groups = _group(frame, days, keys=keys, ranking=ranking, period=period, bounds=bounds)
+    groups = _rollup.group(
+        frame, row_days, keys=keys, ranking=ranking, period=period, bounds=bounds
+    )
     sums = {
-        name: _int_sums(frame[name].to_numpy(np.int64)[groups.order], groups.starts, name)
-        for name in _COUNTS
+        name: _rollup.int_sums(frame[name].to_numpy(np.int64)[groups.order], groups.starts, name)
+        for name in _rollup.COUNTS
     }
     return spec.build(
         {
-            **_carried(frame, groups, spec),
-            **_period_columns(groups),
+            **_rollup.carried(frame, groups, spec),
+            **_periods.period_columns(groups.period_start, groups.period_end),
             "Days With Data": groups.distinct_days,
             **sums,
             "Execution GB-Seconds": sums["Execution Mb-Seconds"] / MB_PER_GB,
@@ -427,31 +370,34 @@ def billing_summary(
     _check_period(period)
     if prices is not None and not isinstance(prices, Prices):
         raise ConfigurationError(f"prices must be a Prices instance, not {type(prices).__name__}")
-    inputs = [
-        _checked_daily(customer_frame, CUSTOMER_INSTANCE),
-        _checked_daily(compute_frame, INSTANCE_COMPUTE),
-    ]
-    extended = any(_EXTERNAL_ID in spec.names for spec in inputs)
-    lines = _amount_lines(prices)
+    extended = any(
+        [  # a list, not a generator: both frames are checked
+            _rollup.is_extended_daily(customer_frame, CUSTOMER_INSTANCE),
+            _rollup.is_extended_daily(compute_frame, INSTANCE_COMPUTE),
+        ]
+    )
+    lines = _priced_lines(prices)
     spec = BILLING_SUMMARY.select(
         extended=extended, optional=[*lines, "Total Amount"] if lines else []
     )
-    bounds = _range([_days(customer_frame["Date"]), _days(compute_frame["Date"])], start, end)
+    bounds = _periods.day_range(
+        [_periods.days(customer_frame["Date"]), _periods.days(compute_frame["Date"])], start, end
+    )
     if bounds is None:
         return spec.empty()
-    first, last = (_EPOCH + dt.timedelta(days=day) for day in bounds)
+    first, last = (_periods.EPOCH + dt.timedelta(days=day) for day in bounds)
     usage = customer_period_rollup(customer_frame, period=period, start=first, end=last)
     compute = compute_rollup(compute_frame, period=period, by="customer", start=first, end=last)
     if usage.empty and compute.empty:
         return spec.empty()
-    data = _joined(usage, compute)
-    if prices is not None:
-        data.update(_amounts(data, prices))
+    data = _join.joined(usage, compute)
+    if lines:
+        data.update(_amounts(data, lines))
     frame = spec.build({name: data[name] for name in spec.names})
     return frame.sort_values(["Customer Name", "Customer ID", "Period Start"], ignore_index=True)
 
 
-# -- checks and ranges ------------------------------------------------------------------------
+# -- private helpers --------------------------------------------------------------------------
 
 
 def _check_period(period: str) -> None:
@@ -460,304 +406,34 @@ def _check_period(period: str) -> None:
         raise ConfigurationError(f"unknown period {period!r}; choose from {list(PERIODS)}")
 
 
-def _checked_daily(frame: pd.DataFrame, report: FrameSpec) -> FrameSpec:
-    """The variant of the daily ``report`` that ``frame`` is, after checking dtypes and nulls."""
-    spec = spec_for_columns(frame.columns)
-    if spec is None or spec.stem != report.stem:
-        raise ConfigurationError(
-            f"frame has columns {list(map(str, frame.columns))}, expected those of "
-            f"{report.stem} ({report.select(extended=False).names}, optionally extended)"
-        )
-    for column in spec.columns:
-        values = frame[column.name]
-        ok = (
-            isinstance(values.dtype, pd.StringDtype)
-            if column.type.text
-            else values.dtype == column.type.pandas
-        )
-        if not ok:
-            raise ConfigurationError(
-                f"column {column.name!r} has dtype {values.dtype}, expected {column.type.pandas}"
-            )
-        if not column.nullable and values.isna().any():
-            raise ConfigurationError(f"column {column.name!r} has missing values")
-    return spec
-
-
-def _days(dates: pd.Series[Any]) -> IntArray:
-    """A DATE column as days since 1970-01-01."""
-    return np.asarray(pa.array(dates.array).cast(pa.int32()).to_numpy(), dtype=np.int64)
-
-
-def _day(value: DateLike, name: str) -> int | None:
-    """A ``start``/``end`` argument as days since 1970-01-01, or None."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = dt.date.fromisoformat(value)
-        except ValueError:
-            raise ConfigurationError(f"{name}={value!r} is not an ISO date (YYYY-MM-DD)") from None
-    if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
-        raise ConfigurationError(f"{name}={value!r}: give a datetime.date or an ISO date string")
-    return (value - _EPOCH).days
-
-
-def _range(days: Sequence[IntArray], start: DateLike, end: DateLike) -> tuple[int, int] | None:
-    """The inclusive day range to report, or None when it is empty.
-
-    Missing bounds default to the data's first and last day; only an explicit
-    ``start`` after an explicit ``end`` is an error.
-    """
-    first, last = _day(start, "start"), _day(end, "end")
-    if first is not None and last is not None and first > last:
-        raise ConfigurationError(f"start {start} is after end {end}")
-    present = [d for d in days if d.size]
-    if not present and (first is None or last is None):
-        return None
-    first = min(int(d.min()) for d in present) if first is None else first
-    last = max(int(d.max()) for d in present) if last is None else last
-    return (first, last) if first <= last else None
-
-
-def _rows_in_range(
-    frame: pd.DataFrame, start: DateLike, end: DateLike
-) -> tuple[pd.DataFrame, IntArray, tuple[int, int]] | None:
-    """The rows inside the requested range, their days and the range; None if no rows."""
-    days = _days(frame["Date"])
-    bounds = _range([days], start, end)
-    if bounds is None:
-        return None
-    keep = (days >= bounds[0]) & (days <= bounds[1])
-    return (frame[keep], days[keep], bounds) if keep.any() else None
-
-
-# -- periods and groups -----------------------------------------------------------------------
-
-
-def _month_bounds(days: IntArray) -> tuple[IntArray, IntArray]:
-    """First and last day of each day's calendar month."""
-    months = days.astype("datetime64[D]").astype("datetime64[M]")
-    first = months.astype("datetime64[D]").astype(np.int64)
-    last = (months + 1).astype("datetime64[D]").astype(np.int64) - 1
-    return first, last
-
-
-def _month_lengths(days: IntArray) -> IntArray:
-    """The number of days in each day's calendar month."""
-    first, last = _month_bounds(days)
-    return last - first + 1
-
-
-def _periods(days: IntArray, period: str, bounds: tuple[int, int]) -> tuple[IntArray, IntArray]:
-    """Each day's period as (first day, last day), clipped to the inclusive range."""
-    if period == "month":
-        first, last = _month_bounds(days)
-    elif period == "week":
-        first = days - (days + 3) % 7  # 1970-01-01 was a Thursday (ISO weekday index 3)
-        last = first + 6
-    else:
-        first, last = np.full_like(days, bounds[0]), np.full_like(days, bounds[1])
-    return np.maximum(first, bounds[0]), np.minimum(last, bounds[1])
-
-
-@dataclass(frozen=True)
-class _Groups:
-    """Rows sorted into (entity, period) groups, each a contiguous run of ``order``."""
-
-    order: IntArray  # row positions, sorted by entity rank, period and day
-    starts: IntArray  # where each group's run begins in ``order``
-    first_rows: IntArray  # per group, the row its identifiers come from
-    period_start: IntArray
-    period_end: IntArray
-    rows: IntArray
-    distinct_days: IntArray
-
-
-def _group(
-    frame: pd.DataFrame,
-    days: IntArray,
-    *,
-    keys: list[str],
-    ranking: list[str],
-    period: str,
-    bounds: tuple[int, int],
-) -> _Groups:
-    """Group rows by ``keys`` and period; groups ordered by ``ranking`` of the entity, then period."""
-    entity = frame.groupby(keys, sort=False, dropna=False).ngroup().to_numpy(np.int64)
-    entity_first = np.unique(entity, return_index=True)[1]  # entity codes are 0..k-1
-    heads = frame.iloc[entity_first][ranking].reset_index(drop=True)
-    rank = np.empty(len(heads), dtype=np.int64)
-    rank[heads.sort_values(ranking, kind="stable").index.to_numpy()] = np.arange(len(heads))
-    first, last = _periods(days, period, bounds)
-    order = np.lexsort((days, first, rank[entity]))
-    ranks, periods, sorted_days = rank[entity][order], first[order], days[order]
-    new = np.ones(len(order), dtype=bool)
-    new[1:] = (ranks[1:] != ranks[:-1]) | (periods[1:] != periods[:-1])
-    starts = np.flatnonzero(new)
-    new_day = new.copy()
-    new_day[1:] |= sorted_days[1:] != sorted_days[:-1]
-    return _Groups(
-        order=order,
-        starts=starts,
-        first_rows=entity_first[entity[order[starts]]],
-        period_start=first[order[starts]],
-        period_end=last[order[starts]],
-        rows=np.diff(np.append(starts, len(order))),
-        distinct_days=np.add.reduceat(new_day.astype(np.int64), starts),
-    )
-
-
-def _carried(frame: pd.DataFrame, groups: _Groups, spec: FrameSpec) -> dict[str, Any]:
-    """The identifier columns ``spec`` has, taken from each group's entity's first row."""
-    return {
-        name: frame[name].array.take(groups.first_rows)
-        for name in _IDENTIFIERS
-        if name in spec.names
-    }
-
-
-def _period_columns(groups: _Groups) -> dict[str, Any]:
-    """``Period Start`` and ``Period End`` as DATE arrays."""
-    return {
-        "Period Start": date_array(groups.period_start),
-        "Period End": date_array(groups.period_end),
-    }
-
-
-def _fsums(values: FloatArray, starts: IntArray) -> FloatArray:
-    """Correctly rounded sum (:func:`math.fsum`) of each run of ``values``."""
-    items = values.tolist()
-    edges = [*starts.tolist(), len(items)]
-    return np.array([math.fsum(items[i:j]) for i, j in itertools.pairwise(edges)])
-
-
-def _int_sums(values: IntArray, starts: IntArray, name: str) -> IntArray:
-    """Exact int64 sum of each run of ``values``; :class:`OverflowError` if one wraps.
-
-    NumPy wraps silently; a wrap is off by a multiple of 2**64, which a float64
-    sum (relative error ~1e-16 times the run length) tells apart.
-    """
-    sums: IntArray = np.add.reduceat(values, starts)
-    approx = np.add.reduceat(values.astype(np.float64), starts)
-    if np.any(np.abs(approx - sums.astype(np.float64)) > 2.0**62):
-        raise OverflowError(f"a sum of {name!r} does not fit in int64")
-    return sums
-
-
-# -- the summary ------------------------------------------------------------------------------
-
-
-def _joined(usage: pd.DataFrame, compute: pd.DataFrame) -> dict[str, Any]:
-    """Both roll-ups outer-joined on (customer ID, period start), missing sides filled."""
-    usage_keys = list(zip(usage["Customer ID"], _days(usage["Period Start"]).tolist(), strict=True))
-    compute_keys = list(
-        zip(compute["Customer ID"], _days(compute["Period Start"]).tolist(), strict=True)
-    )
-    keys = list(dict.fromkeys([*usage_keys, *compute_keys]))
-    u = _positions(keys, usage_keys)
-    c = _positions(keys, compute_keys)
-    data: dict[str, Any] = {
-        name: _coalesce(usage.get(name), u, compute.get(name), c)
-        for name in ("Customer ID", "Customer Name", _EXTERNAL_ID)
-    }
-    period_start = np.array([day for _, day in keys], dtype=np.int64)
-    period_end = _take(_days(usage["Period End"]), u, _take(_days(compute["Period End"]), c, 0))
-    days_in_period = period_end - period_start + 1
-    days_with_data = _take(usage["Days With Data"].to_numpy(np.int64), u, 0)
-    data |= {
-        "Period Start": date_array(period_start),
-        "Period End": date_array(period_end),
-        "Days With Data": days_with_data,
-        "Days In Period": days_in_period,
-        "Coverage": days_with_data / days_in_period,
-    }
-    for name, fill in [
-        ("Average Deployed Instances", np.nan),
-        ("Average Unique Integrations", np.nan),
-        ("Peak Deployed Instances", np.nan),
-        ("Instance-Days", 0.0),
-        ("Instance-Months", 0.0),
-    ]:
-        data[name] = _take(usage[name].to_numpy(np.float64), u, fill)
-    for name in _COUNTS:
-        data[name] = _take(compute[name].to_numpy(np.int64), c, 0)
-    data["Execution GB-Seconds"] = data["Execution Mb-Seconds"] / MB_PER_GB
-    return data
-
-
-def _positions(keys: list[tuple[str, int]], side: list[tuple[str, int]]) -> IntArray:
-    """Each key's row in ``side``, or -1."""
-    row = {key: i for i, key in enumerate(side)}
-    return np.array([row.get(key, -1) for key in keys], dtype=np.int64)
-
-
-def _take(values: np.ndarray[Any, Any], positions: IntArray, fill: Any) -> np.ndarray[Any, Any]:
-    """``values[positions]``, with ``fill`` (a scalar or an array) where the position is -1."""
-    present = positions >= 0
-    result = np.array(np.broadcast_to(fill, positions.shape), dtype=values.dtype)
-    result[present] = values[positions[present]]
-    return result
-
-
-def _coalesce(
-    first: pd.Series[Any] | None,
-    first_pos: IntArray,
-    second: pd.Series[Any] | None,
-    second_pos: IntArray,
-) -> np.ndarray[Any, Any]:
-    """A text column from ``first`` where it has the row and a value, else from ``second``."""
-    result = np.full(len(first_pos), None, dtype=object)
-    for values, positions in [(second, second_pos), (first, first_pos)]:
-        if values is None:
-            continue
-        taken = _take(np.array(values.tolist(), dtype=object), positions, None)
-        result = np.where(pd.isna(taken), result, taken)
-    return result
-
-
-def _amount_lines(prices: Prices | None) -> list[str]:
-    """The amount columns the given prices produce (without the total)."""
+def _priced_lines(prices: Prices | None) -> dict[str, Decimal]:
+    """The amount columns the given prices produce (without the total), with their prices."""
     if prices is None:
-        return []
+        return {}
     given = {
         "Instance Amount": prices.instance_month,
         "Compute Amount": prices.gb_second,
         "Execution Amount": prices.per_1k_executions,
     }
-    return [name for name, price in given.items() if price is not None]
+    return {name: price for name, price in given.items() if price is not None}
 
 
-def _amounts(data: dict[str, Any], prices: Prices) -> dict[str, list[Decimal]]:
-    """The amount columns for the prices given, and their total, per row."""
-    lines: dict[str, list[Decimal]] = {}
-    if prices.instance_month is not None:
+def _amounts(data: dict[str, Any], lines: dict[str, Decimal]) -> dict[str, list[Decimal]]:
+    """The amount columns priced in ``lines``, and their total, per row."""
+    amounts: dict[str, list[Decimal]] = {}
+    if "Instance Amount" in lines:
         months = [Decimal(repr(value)) for value in data["Instance-Months"].tolist()]
-        lines["Instance Amount"] = [_amount(q, 1, prices.instance_month) for q in months]
-    if prices.gb_second is not None:
+        price = lines["Instance Amount"]
+        amounts["Instance Amount"] = [_money.amount(q, 1, price) for q in months]
+    if "Compute Amount" in lines:
+        price = lines["Compute Amount"]
         mb_seconds = data["Execution Mb-Seconds"].tolist()
-        lines["Compute Amount"] = [_amount(mb, MB_PER_GB, prices.gb_second) for mb in mb_seconds]
-    if prices.per_1k_executions is not None:
+        amounts["Compute Amount"] = [_money.amount(mb, MB_PER_GB, price) for mb in mb_seconds]
+    if "Execution Amount" in lines:
+        price = lines["Execution Amount"]
         runs = zip(
             data["Successful Executions"].tolist(), data["Failed Executions"].tolist(), strict=True
         )
-        lines["Execution Amount"] = [
-            _amount(s + f, 1000, prices.per_1k_executions) for s, f in runs
-        ]
-    if lines:
-        rows = zip(*lines.values(), strict=True)
-        lines["Total Amount"] = [_money(sum(row, Decimal(0))) for row in rows]
-    return lines
-
-
-def _amount(quantity: Decimal | int, per: int, price: Decimal) -> Decimal:
-    """``quantity / per * price``, computed exactly, then rounded to the cent half-up."""
-    return _money(_EXACT.divide(_EXACT.multiply(Decimal(quantity), price), Decimal(per)))
-
-
-def _money(value: Decimal) -> Decimal:
-    """``value`` rounded to the cent, half-up; :class:`OverflowError` if it does not fit."""
-    cents = value.quantize(_CENT, context=_ROUND)
-    if abs(cents) >= _MAX_AMOUNT:
-        raise OverflowError(f"amount {cents} does not fit the 16-digit amount columns")
-    return cents
+        amounts["Execution Amount"] = [_money.amount(s + f, 1000, price) for s, f in runs]
+    amounts["Total Amount"] = [_money.total(row) for row in zip(*amounts.values(), strict=True)]
+    return amounts

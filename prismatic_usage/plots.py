@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .billing import MB_PER_GB
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -40,7 +42,7 @@ FIGSIZE = (10.0, 5.0)
 MAX_NAME = 40
 #: A log scale is used for compute once the largest bar is this many times the smallest.
 LOG_SCALE_RATIO = 1000.0
-MB_PER_GB = 1024  # the API's spendMbSecs is MB x seconds; billing uses 1 GB = 1024 MB
+
 
 _SUCCESS_COLOUR = "#2a9d8f"
 _FAILURE_COLOUR = "#e76f51"
