@@ -26,7 +26,7 @@ from .config import (
     resolve_zone,
     validate_date_range,
 )
-from .errors import ConfigurationError
+from .errors import ConfigurationError, PaginationError
 from .pacing import RequestGate
 from .planner import FetchProgress, Planner
 from .progress import ProgressArg, progress_reporter
@@ -61,6 +61,24 @@ def snapshot_time_bounds(start: dt.date, end: dt.date, tz: str) -> tuple[str, st
         low.astimezone(dt.UTC).isoformat(timespec="microseconds"),
         high.astimezone(dt.UTC).isoformat(timespec="microseconds"),
     )
+
+
+def _complete(planner: Planner, kind: str, what: str) -> tuple[pa.Table, int]:
+    """The records of one kind without duplicates, proven complete against totalCount.
+
+    Every page is checked to hold exactly the nodes its totalCount promises, so
+    a node seen twice means another was pushed out of view (positional pages
+    shifted while the fetch ran): the duplicate is dropped, and the missing
+    record is an error, never a silently short report.
+    """
+    table, dropped = _dedupe(planner.builders[kind].finish(), what)
+    expected = planner.expected_rows(kind)
+    if table.num_rows < expected:
+        raise PaginationError(
+            f"the API counted {expected} {what} but {table.num_rows} distinct ones arrived "
+            f"({dropped} came twice): pages shifted while the fetch ran; run it again"
+        )
+    return table, dropped
 
 
 def _dedupe(table: pa.Table, what: str) -> tuple[pa.Table, int]:
@@ -202,7 +220,8 @@ async def _run_planner(
         try:
             await planner.run(lists_only=lists_only)
         except BaseExceptionGroup as group:
-            raise _first_error(group) from None
+            error = _first_error(group)
+            raise error from error.__cause__
         if not lists_only:
             planner.check_complete()
     return planner, session.counters, gate.max_in_flight
@@ -216,11 +235,10 @@ def _records(
     seconds: float,
 ) -> UsageRecords:
     """What the planner gathered, without duplicates and without system records."""
-    builders = planner.builders
-    customers, dup_c = _dedupe(builders["customers"].finish(), "customers")
-    instances, dup_i = _dedupe(builders["instances"].finish(), "instances")
-    snapshots, dup_s = _dedupe(builders["snapshots"].finish(), "snapshots")
-    metrics, dup_m = _dedupe(builders["metrics"].finish(), "daily metrics")
+    customers, dup_c = _complete(planner, "customers", "customers")
+    instances, dup_i = _complete(planner, "instances", "instances")
+    snapshots, dup_s = _complete(planner, "snapshots", "snapshots")
+    metrics, dup_m = _complete(planner, "metrics", "daily metrics")
     # Org-wide streams include system customers' and instances' records.
     snapshots = _only_known(snapshots, "customer_id", customers.column("id").combine_chunks())
     metrics = _only_known(metrics, "instance_id", instances.column("id").combine_chunks())

@@ -199,6 +199,10 @@ class FetchOptions:
             raise ConfigurationError(f"pack must be at least 1, got {self.pack}")
         if self.timeout <= 0:
             raise ConfigurationError(f"timeout must be positive, got {self.timeout}")
+        if self.max_retry_seconds <= 0:
+            raise ConfigurationError(
+                f"max retry seconds must be positive, got {self.max_retry_seconds}"
+            )
         if self.max_attempts < 1:
             raise ConfigurationError(f"max attempts must be at least 1, got {self.max_attempts}")
 

@@ -61,9 +61,11 @@ class RequestGate:
             finally:
                 self.in_flight -= 1
 
-    def throttled(self, retry_after: float) -> None:
-        """The server said 429: pause everyone and slow down."""
+    def throttled(self, retry_after: float, *, slow_down: bool = True) -> None:
+        """The server said wait (429, or 503 with Retry-After): pause everyone, slow down."""
         self._paused_until = max(self._paused_until, time.monotonic() + retry_after)
+        if not slow_down:
+            return
         self._successes = 0
         if self.rate is not None:
             self.rate = max(_MIN_RATE, self.rate / 2)

@@ -398,7 +398,11 @@ class Planner:
     def _split(self, batch: list[PageUnit], reason: str) -> None:
         """Put a refused pack back, and pack fewer units per request from now on."""
         self.splits += 1
-        self.pack = max(1, self._proven_pack, min(self.pack, len(batch) // 2))
+        # Halve below the refused size, even under a size that once succeeded
+        # (servers also refuse for time or load): every split shrinks the pack,
+        # so a unit is split back at most log2(K) times before it travels alone.
+        self.pack = min(self.pack, max(1, len(batch) // 2))
+        self._proven_pack = min(self._proven_pack, self.pack)
         log.info(
             "server refused %d packed pages (%s); packing %d from now on",
             len(batch),
@@ -483,11 +487,6 @@ class Planner:
         if not isinstance(nodes, list):
             raise MalformedResponseError(f"{where}: field 'nodes' is not a list")
         state = self._states[(unit.stream.name, unit.entity)]
-        if state.total is not None and total < state.total:
-            raise PaginationError(
-                f"{where}: totalCount fell from {state.total} to {total} during the fetch "
-                "(records deleted mid-run?); run again"
-            )
         expected = max(0, min(unit.first, total - unit.offset))
         if len(nodes) != expected:
             raise PaginationError(
@@ -508,7 +507,9 @@ class Planner:
                 f"{where}: the server answered from position {position}, not {unit.offset}; "
                 "it does not honour 'offset'"
             )
-        state.total = total
+        # Answers may be processed out of order: keep the largest count seen. If
+        # records vanished mid-run, the final completeness check reports it.
+        state.total = max(total, state.total or 0)
         state.outstanding -= 1
         state.received += len(nodes)
         self._plan_pages_until(unit, state, total)
@@ -549,6 +550,14 @@ class Planner:
                     rows=sum(len(b) for b in self.builders.values()),
                 )
             )
+
+    def expected_rows(self, kind: str) -> int:
+        """How many distinct records of ``kind`` the API counted across its streams."""
+        return sum(
+            state.total or 0
+            for (stream_name, _), state in self._states.items()
+            if _BUILDER[stream_name] == kind
+        )
 
     def check_complete(self) -> None:
         """Every planned stream finished; anything else is a bug worth a loud error."""

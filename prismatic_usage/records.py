@@ -10,6 +10,7 @@ above 2**53 stay exact); timestamps are parsed once, at ingest, to UTC microseco
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,15 +69,20 @@ DAILY_METRIC_SCHEMA = pa.schema(
 )
 
 _INT64_MAX = 2**63 - 1
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
 
 
 def _exact_int(value: Any, *, field_name: str) -> int:
-    """A BigInt/Int value as a Python int; accepts JSON numbers and numeric strings, never floats."""
+    """A BigInt/Int value as an exact Python int.
+
+    Accepts JSON integers, decimal integer strings (BigInt may be sent as text)
+    and whole floats below 2**53 (still exact); anything else names the field.
+    """
     if isinstance(value, bool):
         raise MalformedResponseError(f"field {field_name!r}: expected an integer, got {value!r}")
     if isinstance(value, int):
         result = value
-    elif (isinstance(value, str) and value.strip().lstrip("+-").isdigit()) or (
+    elif (isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip())) or (
         isinstance(value, float) and value.is_integer() and abs(value) < 2**53
     ):
         result = int(value)

@@ -60,6 +60,7 @@ _BACKOFF_CAP = 30.0
 # A host that cannot be reached at all is not worth six long attempts: fail
 # after a few short ones (each connect gives up after _CONNECT_TIMEOUT).
 _UNREACHABLE_ATTEMPTS = 3
+_MAX_REFRESHES = 20
 _CONNECT_TIMEOUT = 10.0
 _REFUSED_TOKEN_HINT = (
     "get a fresh one with `prism me:token` (or from <stack URL>/get_auth_token/) "
@@ -134,6 +135,7 @@ class ApiSession:
         self._options = options
         self._gate = gate
         self._token_version = 0
+        self._token_works = False
         self._refresh_lock = asyncio.Lock()
         self.counters = SessionCounters()
         transport = AIOHTTPTransport(
@@ -180,6 +182,7 @@ class ApiSession:
                 failure = await self._attempt(request, what=what, splittable=splittable)
             if isinstance(failure, Answer):
                 self._gate.succeeded()
+                self._token_works = True
                 return failure
             if failure.status in (401, 403):
                 if failure.status == 401 and await self._refresh(token_version):
@@ -189,17 +192,20 @@ class ApiSession:
                     status=failure.status,
                 )
             elapsed = time.monotonic() - started
-            if failure.status == 429:
-                self.counters.throttled += 1
-                wait = failure.retry_after if failure.retry_after is not None else 1.0
-                wait = min(wait, self._options.max_retry_seconds)
-                self._gate.throttled(wait)
-                wait = 0.0  # the gate now holds every task until the pause is over
+            pause = 0.0
+            if failure.status == 429 or (failure.status == 503 and failure.retry_after):
+                # Told to wait: the gate holds every task until then; a 429 also
+                # halves the pace, a 503 (the server is busy, not we) does not.
+                self.counters.throttled += failure.status == 429
+                pause = failure.retry_after if failure.retry_after is not None else 1.0
+                pause = min(pause, self._options.max_retry_seconds)
+                self._gate.throttled(pause, slow_down=failure.status == 429)
+                wait = 0.0
             else:
                 wait = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempts - 1)))
             budget = _UNREACHABLE_ATTEMPTS if failure.unreachable else self._options.max_attempts
             if attempts >= min(budget, self._options.max_attempts) or (
-                elapsed + wait > self._options.max_retry_seconds
+                elapsed + wait + pause > self._options.max_retry_seconds
             ):
                 raise RetriesExhaustedError(
                     f"{what} failed after {attempts} attempts over {elapsed:.0f} s; "
@@ -208,7 +214,7 @@ class ApiSession:
                     last_status=failure.status,
                 )
             self.counters.retries += 1
-            log.info("retrying %s in %.1f s: %s", what, wait, failure.description)
+            log.info("retrying %s in %.1f s: %s", what, wait + pause, failure.description)
             if wait:
                 await asyncio.sleep(wait)
 
@@ -291,13 +297,21 @@ class ApiSession:
             self.counters.statuses[status] = self.counters.statuses.get(status, 0) + 1
 
     async def _refresh(self, seen_version: int) -> bool:
-        """Exchange the refresh token once per run; True if a new token is in place."""
+        """Exchange the refresh token for a new access token; True if one is in place.
+
+        Each expired token is refreshed once (tasks that saw the same 401 share
+        the new token). A refreshed token that is refused before it served a
+        single request is not refreshed again: the refresh token is not working.
+        """
         async with self._refresh_lock:
             if self._token_version != seen_version:
                 return True  # another task refreshed while this request was out
-            if not self._connection.refresh_token or self.counters.refreshed:
+            if not self._connection.refresh_token or self.counters.refreshed >= _MAX_REFRESHES:
+                return False
+            if self.counters.refreshed and not self._token_works:
                 return False
             self.counters.refreshed += 1
+            self._token_works = False
             body: dict[str, str] = {"refresh_token": self._connection.refresh_token}
             if self._connection.tenant_id:
                 body["tenant_id"] = self._connection.tenant_id

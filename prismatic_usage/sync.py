@@ -10,6 +10,7 @@ button) cancels the coroutine too, so no fetch goes on in the background.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -45,5 +46,6 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
             return future.result()
         except KeyboardInterrupt:
             if started.wait(timeout=5):
-                running["loop"].call_soon_threadsafe(running["task"].cancel)
+                with contextlib.suppress(RuntimeError):  # the loop may just have closed
+                    running["loop"].call_soon_threadsafe(running["task"].cancel)
             raise  # leaving the executor waits until the cancelled fetch has closed

@@ -18,6 +18,7 @@ from prismatic_usage import (
     APIError,
     AuthenticationError,
     FetchOptions,
+    FetchProgress,
     MalformedResponseError,
     PaginationError,
     QueryError,
@@ -27,7 +28,7 @@ from prismatic_usage import (
 )
 from prismatic_usage.config import Connection
 from prismatic_usage.records import DAILY_METRIC_SCHEMA, TableBuilder
-from prismatic_usage.sandbox import FaultPlan, OrgData, Sandbox, generate_org
+from prismatic_usage.sandbox import Customer, FaultPlan, OrgData, Sandbox, generate_org
 from prismatic_usage.session import parse_retry_after
 
 from .expected import actual_records, expected_records
@@ -201,31 +202,33 @@ def test_a_stuck_cursor_cannot_loop_or_duplicate(
     assert time.monotonic() - began < 10
 
 
-def test_duplicate_nodes_are_dropped_with_a_warning(
+def test_a_duplicate_node_is_dropped_and_the_record_it_displaced_is_reported(
     make_sandbox: Callable[..., Sandbox], small_org: OrgData, caplog: pytest.LogCaptureFixture
 ) -> None:
-    customer = next(c for c in small_org.customers if not c.is_system)
+    customers = [c for c in small_org.customers if not c.is_system]
     sb = make_sandbox(data=small_org)
-    # The same node on a page twice is what shifting positional pages look like.
+
+    def node(customer: Customer) -> dict[str, object]:
+        return {"id": customer.id, "name": customer.name, "externalId": customer.external_id}
+
+    # What shifting positional pages look like: the second customer is pushed out
+    # of view and the first is served twice, while every page holds as many
+    # nodes as totalCount promises.
+    shifted = [node(customers[0]), node(customers[0]), *map(node, customers[2:])]
     payload = {
-        "data": {
-            "u0": {
-                "totalCount": 2,
-                "pageInfo": {"hasNextPage": False, "startCursor": None, "endCursor": None},
-                "nodes": [
-                    {"id": customer.id, "name": customer.name, "externalId": None},
-                    {"id": customer.id, "name": customer.name, "externalId": None},
-                ],
-            }
-        }
+        "data": {"u0": {"totalCount": len(customers), "pageInfo": PAGE_INFO, "nodes": shifted}}
     }
     sb.queue_response(200, payload)
     options = FetchOptions(requests_per_second=None, concurrency=1, pack=1, org_wide=False)
-    with caplog.at_level(logging.WARNING, logger="prismatic_usage"):
-        records = fetch(sb, options)
-    assert records.stats.duplicates_dropped == 1
-    assert records.customers.column("id").to_pylist() == [customer.id]
-    assert "duplicate" in caplog.text
+    with (
+        caplog.at_level(logging.WARNING, logger="prismatic_usage"),
+        pytest.raises(PaginationError, match="came twice") as caught,
+    ):
+        fetch(sb, options)
+    assert f"counted {len(customers)} customers but {len(customers) - 1} distinct" in str(
+        caught.value
+    )
+    assert "dropped 1 duplicate customers" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -489,3 +492,62 @@ def test_ctrl_c_exits_promptly_and_writes_nothing(
     assert proc.returncode == 130
     assert "interrupted" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_server_that_starts_refusing_packs_mid_run_is_split_down_not_looped(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    data = generate_org(seed=23, customers=20, start=START, days=3)
+    sb = make_sandbox(data=data)
+    options = FetchOptions(requests_per_second=None, page_size=20)
+
+    def tighten(event: FetchProgress) -> None:
+        if event.requests == 4:  # packs of several units have succeeded by now
+            sb.update_faults(max_root_fields=1)
+
+    records = fetch_usage(START, END, url=sb.url, token=sb.token, options=options, progress=tighten)
+    assert actual_records(records) == expected_records(data, START, END)
+    assert records.stats.pack == 1
+    # Each split halves the pack (10 -> 5 -> 2 -> 1): at most a few refusals per
+    # request in flight, not a loop.
+    assert 1 <= records.stats.splits <= 3 * options.concurrency
+
+
+def test_a_token_that_expires_twice_is_refreshed_twice(
+    make_sandbox: Callable[..., Sandbox], small_org: OrgData
+) -> None:
+    sb = make_sandbox(data=small_org, faults=FaultPlan(expire_token_at=2))
+    connection = Connection(base_url=sb.url, token=sb.token, refresh_token=sb.refresh_token)
+
+    def expire_again(event: FetchProgress) -> None:
+        if event.requests == 6:
+            sb.expire_token()
+
+    options = FetchOptions(requests_per_second=None, concurrency=1, pack=2)
+    records = fetch_usage(START, END, connection=connection, options=options, progress=expire_again)
+    assert actual_records(records) == expected_records(small_org, START, END)
+    assert sb.stats.by_status.get(401, 0) == 2
+
+
+def test_a_503_with_retry_after_waits_as_told(
+    make_sandbox: Callable[..., Sandbox], small_org: OrgData
+) -> None:
+    sb = make_sandbox(data=small_org)
+    sb.queue_response(503, "<html>busy</html>", {"Retry-After": "1"}, content_type="text/html")
+    began = time.monotonic()
+    records = fetch(sb)
+    assert time.monotonic() - began >= 1.0
+    assert records.stats.retries == 1 and records.stats.throttled == 0
+
+
+@pytest.mark.parametrize("text", ["+-5", "²", "1e3", "12 3", ""])
+def test_integer_text_that_is_not_an_integer_names_the_field(text: str) -> None:
+    builder = TableBuilder(DAILY_METRIC_SCHEMA)
+    row = {
+        "id": "m1", "instance_id": "i1", "snapshot_date": "2025-03-01",
+        "successful_execution_count": 1, "failed_execution_count": 0, "step_count": text,
+        "spend_mb_secs": 0,
+    }  # fmt: skip
+    with pytest.raises(MalformedResponseError, match="step_count"):
+        builder.append(row)
+        builder.finish()
