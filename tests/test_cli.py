@@ -267,3 +267,22 @@ def test_the_console_script_is_installed(tmp_path: Path) -> None:
         [str(script), "--help"], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0 and "--start-date" in result.stdout
+
+
+def test_extended_columns_and_a_time_zone(tmp_path: Path) -> None:
+    result = run_cli(
+        "--demo", "--start-date", "2024-12-02", "--end-date", "2024-12-03",
+        "--columns", "extended", "--timezone", "Europe/Berlin", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    header, rows = read_csv(tmp_path / "customer-instance-data.csv")
+    assert header == (
+        "Customer ID,Customer Name,Customer External ID,Date,Deployed Instances,"
+        "Unique Integrations,Snapshots"
+    )
+    # Berlin days are UTC 23:00 to 23:00, and every hour of the two days was fetched:
+    # a full day has 24 hourly snapshots (fewer only where the data has gaps).
+    assert {row[3] for row in rows} == {"2024-12-02", "2024-12-03"}
+    assert max(int(row[6]) for row in rows) == 24
+    header, _ = read_csv(tmp_path / "instance-compute-data.csv")
+    assert "Integration Name" in header and "Customer External ID" in header
