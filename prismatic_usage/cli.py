@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import datetime as dt
 import logging
+import math
 import sys
 import tempfile
 import time
@@ -85,8 +86,8 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive finite number")
     return value
 
 
@@ -282,7 +283,7 @@ def _check_dates(args: argparse.Namespace) -> None:
             f"the range covers {days} days, over --max-days {args.max_days}; "
             "pass --yes to fetch it anyway"
         )
-    if end >= dt.datetime.now(dt.UTC).date():
+    if end >= dt.datetime.now(config.resolve_zone(args.tz)).date():
         log.warning("the end date %s is today or later: its numbers are still partial", end)
 
 
@@ -303,17 +304,26 @@ def _connection(args: argparse.Namespace) -> Iterator[Connection]:
     if not args.demo:
         yield config.resolve_connection(args.url)
         return
-    from .sandbox import Sandbox, generate_org
+    from .sandbox import Sandbox, demo_org
 
-    days = (args.end_date - args.start_date).days + 1
-    data = generate_org(seed=0, start=args.start_date, days=days)
-    with Sandbox(data) as sandbox:
+    with Sandbox(demo_org(args.start_date, args.end_date)) as sandbox:
         yield Connection(base_url=sandbox.url, token=sandbox.token)
 
 
+def _prices(args: argparse.Namespace) -> Prices | None:
+    """The billing summary's prices, checked before any network work; None if no summary."""
+    given = (args.price_instance_month, args.price_gb_second, args.price_1k_executions)
+    if not args.summary and all(price is None for price in given):
+        return None
+    return Prices(instance_month=given[0], gb_second=given[1], per_1k_executions=given[2])
+
+
 def _run(args: argparse.Namespace) -> int:
-    _check_dates(args)
     config.resolve_zone(args.tz)
+    _check_dates(args)
+    prices = _prices(args)  # a price implies --summary
+    if not args.demo:
+        config.resolve_connection(args.url)  # URL and token problems before any side effect
     options = FetchOptions(
         concurrency=args.concurrency,
         requests_per_second=args.rate
@@ -347,14 +357,9 @@ def _run(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
     extra = []
-    if args.summary:
-        prices = Prices(
-            instance_month=args.price_instance_month,
-            gb_second=args.price_gb_second,
-            per_1k_executions=args.price_1k_executions,
-        )
-        extra.append(
-            billing_summary(
+    if prices is not None:
+        try:
+            summary = billing_summary(
                 report.customer_instances,
                 report.instance_compute,
                 period=args.period,
@@ -362,7 +367,11 @@ def _run(args: argparse.Namespace) -> int:
                 end=args.end_date,
                 prices=prices,
             )
-        )
+        except OverflowError as exc:
+            raise PrismaticUsageError(
+                f"billing summary: {exc}; check the --price-* values"
+            ) from exc
+        extra.append(summary)
     paths = write_reports(
         report.customer_instances,
         report.instance_compute,
@@ -384,10 +393,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _configure_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("prismatic_usage")
-    root.addHandler(handler)
+    if not any(getattr(h, "_prismatic_usage_cli", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler._prismatic_usage_cli = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 

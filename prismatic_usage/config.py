@@ -96,6 +96,10 @@ def normalize_base_url(url: str) -> str:
         raise ConfigurationError(
             f"{url!r} is not an http(s) URL; pass the stack URL, e.g. https://app.prismatic.io"
         )
+    if parts.username or parts.password:
+        raise ConfigurationError(
+            "the URL must not contain a user or password; pass the token in PRISMATIC_API_KEY"
+        )
     if parts.query or parts.fragment:
         raise ConfigurationError(f"{url!r} has a query or fragment; pass just the stack URL")
     path = parts.path.rstrip("/")
@@ -215,7 +219,7 @@ def resolve_zone(tz: str) -> zoneinfo.ZoneInfo:
     """
     try:
         return zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a folder
         raise ConfigurationError(
             f"unknown time zone {tz!r}; use an IANA name such as UTC or Europe/Berlin"
         ) from None

@@ -231,10 +231,9 @@ def _write_atomically(jobs: Iterable[tuple[Path, Writer, pa.Table]]) -> None:
         for _, target in done:
             if target.is_dir():
                 raise IsADirectoryError(21, "a directory is in the way", str(target))
-        for temp, target in done:
-            os.replace(temp, target)
+        _replace_all(done)
     except OSError as exc:
-        where = exc.filename if exc.filename is not None else "the output directory"
+        where = exc.filename2 or exc.filename or "the output directory"
         raise OutputError(
             f"cannot write {str(where)!r}: {_reason(exc)}; "
             "check that the directory is writable and has free space"
@@ -242,6 +241,40 @@ def _write_atomically(jobs: Iterable[tuple[Path, Writer, pa.Table]]) -> None:
     finally:
         for temp, _ in done:
             temp.unlink(missing_ok=True)
+
+
+def _replace_all(moves: list[tuple[Path, Path]]) -> None:
+    """Move every temp file onto its target; if one move fails, undo the others.
+
+    Existing targets are kept as hard-linked backups until all moves succeeded,
+    so a failure leaves the previous reports, not a mix of old and new.
+    """
+    backups: list[tuple[Path, Path]] = []
+    replaced: list[Path] = []
+    try:
+        for _, target in moves:
+            if target.exists():
+                backup = target.with_name(f".{target.name}.{os.getpid()}.bak")
+                backup.unlink(missing_ok=True)
+                try:
+                    os.link(target, backup)
+                except OSError:  # no hard links here: that file cannot be restored
+                    continue
+                backups.append((backup, target))
+        for temp, target in moves:
+            os.replace(temp, target)
+            replaced.append(target)
+    except OSError:
+        restored = {target for _, target in backups}
+        for backup, target in backups:
+            os.replace(backup, target)
+        for target in replaced:
+            if target not in restored:
+                target.unlink(missing_ok=True)
+        raise
+    finally:
+        for backup, _ in backups:
+            backup.unlink(missing_ok=True)
 
 
 def _write_temp(target: Path, writer: Writer, table: pa.Table) -> Path:

@@ -51,7 +51,9 @@ def customer_instance_frame(
         within ``records.start`` .. ``records.end`` (inclusive) appear.
     tz : str, optional
         IANA zone whose calendar days bucket the snapshots; defaults to
-        ``records.tz`` (normally ``"UTC"``).
+        ``records.tz`` (normally ``"UTC"``). Another zone than the one the
+        records were fetched with leaves its first or last day partial: fetch
+        with ``tz=`` instead (the fetch moves the day bounds to match).
     extended : bool, default False
         Also return ``Customer External ID`` and ``Snapshots`` (how many
         snapshots each mean averages).

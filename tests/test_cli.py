@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from prismatic_usage.sandbox import OrgData, Sandbox, generate_org
+from prismatic_usage.sandbox import OrgData, Sandbox, demo_org, generate_org
 
 START, END = dt.date(2024, 12, 2), dt.date(2024, 12, 4)
 CUSTOMER_HEADER = "Customer ID,Customer Name,Date,Deployed Instances,Unique Integrations"
@@ -103,8 +103,8 @@ def test_demo_writes_both_reports_matching_a_hand_computation(tmp_path: Path) ->
     )
     assert result.returncode == 0, result.stderr
     assert "wrote" in result.stdout and "requests" in result.stdout
-    # The demo serves generate_org(seed=0) over exactly the requested days.
-    data = generate_org(seed=0, start=START, days=(END - START).days + 1)
+    # The demo serves demo_org: seed 0 over the requested days and one either side.
+    data = demo_org(START, END)
     header, rows = read_csv(tmp_path / "customer-instance-data.csv")
     assert header == CUSTOMER_HEADER
     assert rows == expected_customer_rows(data, START, END)
@@ -163,6 +163,30 @@ def test_against_a_sandbox_url_with_a_token_from_the_environment(
         (["--start-date", "2025-01-03", "--end-date", "2025-01-02"], "after end date"),
         (["--start-date", "2020-01-01", "--end-date", "2025-01-02"], "--yes"),
         (["--start-date", "2025-01-01", "--end-date", "2025-01-02", "--tz", "Mars/X"], "IANA"),
+        (["--start-date", "2025-01-01", "--end-date", "2025-01-02", "--tz", "Europe"], "IANA"),
+        (["--start-date", "2025-01-01", "--end-date", "2025-01-02", "--timeout", "inf"], "finite"),
+        (
+            [
+                "--start-date",
+                "2025-01-01",
+                "--end-date",
+                "2025-01-02",
+                "--url",
+                "https://user:pw@app.prismatic.io",
+            ],
+            "user or password",
+        ),
+        (
+            [
+                "--start-date",
+                "2025-01-01",
+                "--end-date",
+                "2025-01-02",
+                "--price-gb-second",
+                "1." + "0" * 45,
+            ],
+            "significant digits",
+        ),
         (
             ["--start-date", "2025-01-01", "--end-date", "2025-01-02", "--page-size", "500"],
             "page size",
@@ -286,3 +310,23 @@ def test_extended_columns_and_a_time_zone(tmp_path: Path) -> None:
     assert max(int(row[6]) for row in rows) == 24
     header, _ = read_csv(tmp_path / "instance-compute-data.csv")
     assert "Integration Name" in header and "Customer External ID" in header
+
+
+def test_an_impossible_amount_is_one_clear_line(tmp_path: Path) -> None:
+    result = run_cli(
+        "--demo", "--start-date", "2024-12-02", "--end-date", "2024-12-02",
+        "--price-gb-second", "1E+15", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "billing summary" in result.stderr and "--price" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_token_leaves_no_output_directory(tmp_path: Path) -> None:
+    result = run_cli(
+        "--start-date", "2025-01-01", "--end-date", "2025-01-02", "--output-dir", "reports",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1 and "PRISMATIC_API_KEY" in result.stderr
+    assert not (tmp_path / "reports").exists()

@@ -407,3 +407,27 @@ def test_new_files_follow_the_umask(tmp_path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_failed_move_restores_the_previous_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("customer-instance-data.csv", "instance-compute-data.csv"):
+        (tmp_path / name).write_bytes(b"old " + name.encode() + b"\n")
+    real_replace = os.replace
+    moves: list[str] = []
+
+    def second_move_fails(src: Any, dst: Any) -> None:
+        if str(dst).endswith(".csv") and not str(src).endswith(".bak"):
+            moves.append(str(dst))
+            if len(moves) == 2:
+                raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(src), None, str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(export.os, "replace", second_move_fails)
+    with pytest.raises(OutputError, match=r"instance-compute-data\.csv'"):
+        write_reports(customer_frame(["a"]), compute_frame(["b"]), tmp_path)
+    # Neither report is new: the first one was put back, and nothing else is left.
+    for name in ("customer-instance-data.csv", "instance-compute-data.csv"):
+        assert (tmp_path / name).read_bytes() == b"old " + name.encode() + b"\n"
+    assert leftovers(tmp_path) == ["customer-instance-data.csv", "instance-compute-data.csv"]

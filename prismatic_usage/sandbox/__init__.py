@@ -18,7 +18,7 @@ from .data import (
     global_id,
 )
 from .faults import FaultPlan
-from .generator import generate_org
+from .generator import demo_org, generate_org
 from .server import Sandbox
 from .stats import RequestRecord, RootFieldCall, SandboxStats
 
@@ -35,6 +35,7 @@ __all__ = [
     "Sandbox",
     "SandboxStats",
     "Snapshot",
+    "demo_org",
     "generate_org",
     "global_id",
 ]

@@ -27,7 +27,7 @@ from .data import (
     Snapshot,
 )
 
-__all__ = ["DEFAULT_START", "generate_org"]
+__all__ = ["DEFAULT_START", "demo_org", "generate_org"]
 
 UTC = dt.UTC
 #: First day of a generated organisation's data unless told otherwise (fixed, so runs repeat).
@@ -408,3 +408,11 @@ def _metric_row(rng: random.Random, instance_id: str, day: dt.date) -> DailyMetr
         step_count=steps,
         spend_mb_secs=spend,
     )
+
+
+def demo_org(start: dt.date, end: dt.date) -> OrgData:
+    """The org ``--demo`` serves: seed 0, covering ``start``..``end`` plus a day on each side.
+
+    The extra days let any time zone's first and last local day be whole.
+    """
+    return generate_org(seed=0, start=start - dt.timedelta(days=1), days=(end - start).days + 3)
