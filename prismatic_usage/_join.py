@@ -33,6 +33,8 @@ def joined(usage: pd.DataFrame, compute: pd.DataFrame) -> dict[str, Any]:
         name: _coalesce(usage.get(name), u, compute.get(name), c)
         for name in ("Customer ID", "Customer Name", EXTERNAL_ID)
     }
+    if EXTERNAL_ID in data:
+        data[EXTERNAL_ID] = _external_ids(data["Customer ID"], data[EXTERNAL_ID], usage, compute)
     period_start = np.array([day for _, day in keys], dtype=np.int64)
     period_end = _take(days(usage["Period End"]), u, _take(days(compute["Period End"]), c, 0))
     days_with_data = _take(usage["Days With Data"].to_numpy(np.int64), u, 0)
@@ -45,6 +47,28 @@ def joined(usage: pd.DataFrame, compute: pd.DataFrame) -> dict[str, Any]:
     gb_seconds = compute["Execution GB-Seconds"].to_numpy(np.float64)
     data["Execution GB-Seconds"] = _take(gb_seconds, c, 0.0)
     return data
+
+
+def _external_ids(
+    customer_ids: np.ndarray[Any, Any],
+    joined_ids: np.ndarray[Any, Any],
+    *frames: pd.DataFrame,
+) -> np.ndarray[Any, Any]:
+    """The external ID of each row's customer, from any row of either frame that has it.
+
+    An external ID belongs to the customer, not to a period: when only one input
+    frame is extended, rows that came from the other one still get it.
+    """
+    known: dict[str, Any] = {}
+    for frame in frames:
+        if EXTERNAL_ID in frame:
+            pairs = zip(frame["Customer ID"], frame[EXTERNAL_ID], strict=True)
+            known.update((cid, ext) for cid, ext in pairs if not pd.isna(ext))
+    filled = [
+        known.get(cid, ext) if pd.isna(ext) else ext
+        for cid, ext in zip(customer_ids, joined_ids, strict=True)
+    ]
+    return np.array(filled, dtype=object)
 
 
 def _positions(keys: list[tuple[str, int]], side: list[tuple[str, int]]) -> IntArray:

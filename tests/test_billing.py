@@ -748,3 +748,35 @@ def test_instance_months_add_up_across_periods(usage_rows: list[CustomerRow]) ->
     for cid, total in totals["range"].items():
         assert totals["month"][cid] == pytest.approx(total, rel=1e-12)
         assert totals["week"][cid] == pytest.approx(total, rel=1e-12)
+
+
+def test_an_external_id_follows_its_customer_into_rows_from_the_other_frame() -> None:
+    from prismatic_usage.columns import CUSTOMER_INSTANCE, DATE, INSTANCE_COMPUTE
+
+    usage = CUSTOMER_INSTANCE.select(extended=True).build(
+        {
+            "Customer ID": ["c1"],
+            "Customer Name": ["A"],
+            "Customer External ID": ["x1"],
+            "Date": pd.array([D(2024, 12, 30)], dtype=DATE.pandas),
+            "Deployed Instances": [1.0],
+            "Unique Integrations": [1.0],
+            "Snapshots": [24],
+        }
+    )
+    compute_only_later = INSTANCE_COMPUTE.select(extended=False).build(
+        {
+            "Customer ID": ["c1"],
+            "Customer Name": ["A"],
+            "Instance ID": ["i1"],
+            "Instance Name": ["n1"],
+            "Date": pd.array([D(2025, 1, 6)], dtype=DATE.pandas),
+            "Successful Executions": [5],
+            "Failed Executions": [0],
+            "Step Count": [1],
+            "Execution Mb-Seconds": [2048],
+        }
+    )
+    summary = billing_summary(usage, compute_only_later, period="week")
+    # Week of 30 Dec has usage only, week of 6 Jan compute only: both are c1's, so both x1.
+    assert summary["Customer External ID"].tolist() == ["x1", "x1"]
