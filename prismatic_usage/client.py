@@ -13,7 +13,6 @@ import logging
 import math
 import time
 import zoneinfo
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -28,7 +27,7 @@ from .config import (
 )
 from .errors import ConfigurationError, PaginationError
 from .pacing import RequestGate
-from .planner import FetchProgress, Planner
+from .planner import FetchProgress, Planner, ProgressCallback
 from .progress import ProgressArg, progress_reporter
 from .records import FetchStats, UsageRecords
 from .session import ApiSession, SessionCounters
@@ -202,7 +201,7 @@ class _FetchRequest:
 
 async def _run_planner(
     request: _FetchRequest,
-    progress: Callable[[FetchProgress], None] | None,
+    progress: ProgressCallback | None,
     *,
     lists_only: bool,
 ) -> tuple[Planner, SessionCounters, int]:

@@ -83,6 +83,8 @@ class PageUnit:
         return f"{self.stream.name}{scope} (offset {self.offset})"
 
 
+# Slots are filled in this order, so one document serves every pack of the same mix.
+_STREAM_ORDER = {stream.name: i for i, stream in enumerate(queries.STREAMS)}
 _PROBED = frozenset({queries.SNAPSHOTS_ORG_WIDE.name, queries.METRICS_ORG_WIDE.name})
 
 
@@ -103,7 +105,6 @@ class _StreamState:
     total: int | None = None
     planned_until: int = 0
     outstanding: int = 0
-    received: int = 0
 
     @property
     def done(self) -> bool:
@@ -211,7 +212,7 @@ class Planner:
         *,
         time_bounds: tuple[str, str],
         date_bounds: tuple[str, str],
-        progress: Callable[[FetchProgress], None] | None,
+        progress: ProgressCallback | None,
     ) -> None:
         self._session = session
         self._gate = gate
@@ -371,8 +372,7 @@ class Planner:
             self._ready.append(unit)
 
     async def _send(self, batch: list[PageUnit], *, trial: bool = False) -> None:
-        order = {stream.name: i for i, stream in enumerate(queries.STREAMS)}
-        batch.sort(key=lambda unit: order[unit.stream.name])
+        batch.sort(key=lambda unit: _STREAM_ORDER[unit.stream.name])
         document = queries.packed_document(tuple(unit.stream for unit in batch))
         variables: dict[str, Any] = {}
         for slot, unit in enumerate(batch):
@@ -511,7 +511,6 @@ class Planner:
         # records vanished mid-run, the final completeness check reports it.
         state.total = max(total, state.total or 0)
         state.outstanding -= 1
-        state.received += len(nodes)
         self._plan_pages_until(unit, state, total)
         builder = self.builders[_BUILDER[unit.stream.name]]
         columns = _node_columns(unit, nodes)
