@@ -12,7 +12,6 @@ import datetime as dt
 import logging
 import math
 import time
-import zoneinfo
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -25,11 +24,20 @@ from .config import (
     resolve_zone,
     validate_date_range,
 )
-from .errors import ConfigurationError, PaginationError
+from .errors import ConfigurationError
 from .pacing import RequestGate
-from .planner import FetchProgress, Planner, ProgressCallback
+from .pages import without_duplicates
+from .plan import FetchPlan, local_window
+from .planner import FetchProgress, Planner, ProgressCallback, StreamResult, StreamSink
 from .progress import ProgressArg, progress_reporter
-from .records import FetchStats, UsageRecords
+from .records import (
+    CUSTOMER_SCHEMA,
+    DAILY_METRIC_SCHEMA,
+    INSTANCE_SCHEMA,
+    SNAPSHOT_SCHEMA,
+    FetchStats,
+    UsageRecords,
+)
 from .session import ApiSession, SessionCounters
 from .sync import run_sync
 
@@ -52,49 +60,39 @@ def snapshot_time_bounds(start: dt.date, end: dt.date, tz: str) -> tuple[str, st
     The upper bound is the last microsecond of ``end`` (the original script used
     ``end 00:00``, dropping almost the whole last day). Both are sent as UTC.
     """
-    zone = zoneinfo.ZoneInfo(tz)
-    low = dt.datetime.combine(start, dt.time(0), tzinfo=zone)
-    high = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(0), tzinfo=zone)
-    high -= dt.timedelta(microseconds=1)
-    return (
-        low.astimezone(dt.UTC).isoformat(timespec="microseconds"),
-        high.astimezone(dt.UTC).isoformat(timespec="microseconds"),
-    )
+    window = local_window(start, end, tz)
+    return window.time_gte, window.time_lte
 
 
-def _complete(planner: Planner, kind: str, what: str) -> tuple[pa.Table, int]:
-    """The records of one kind without duplicates, proven complete against totalCount.
+class _Collector:
+    """The default stream sink: keeps every finished stream's table, per kind."""
 
-    Every page is checked to hold exactly the nodes its totalCount promises, so
-    a node seen twice means another was pushed out of view (positional pages
-    shifted while the fetch ran): the duplicate is dropped, and the missing
-    record is an error, never a silently short report.
-    """
-    table, dropped = _dedupe(planner.builders[kind].finish(), what)
-    expected = planner.expected_rows(kind)
-    if table.num_rows < expected:
-        raise PaginationError(
-            f"the API counted {expected} {what} but {table.num_rows} distinct ones arrived "
-            f"({dropped} came twice): pages shifted while the fetch ran; run it again"
-        )
-    return table, dropped
+    def __init__(self) -> None:
+        self.tables: dict[str, list[pa.Table]] = {kind: [] for kind in _SCHEMAS}
 
+    def __call__(self, result: StreamResult) -> None:
+        self.tables[result.kind].append(result.table)
 
-def _dedupe(table: pa.Table, what: str) -> tuple[pa.Table, int]:
-    """Drop rows whose node ID was already seen (positional pages can shift)."""
-    if table.num_rows == pc.count_distinct(table.column("id")).as_py():
-        return table, 0
-    indices = table.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
-    first = indices.group_by("id", use_threads=False).aggregate([("_row", "min")])
-    keep = pc.sort_indices(first.column("_row_min"))
-    rows = pc.take(first.column("_row_min"), keep)
-    deduped = table.take(rows)
-    dropped = table.num_rows - deduped.num_rows
-    log.warning("dropped %d duplicate %s (the same node ID on two pages)", dropped, what)
-    return deduped, dropped
+    def table(self, kind: str) -> pa.Table:
+        """All rows of ``kind``, without a node ID twice (streams never overlap, but prove it)."""
+        tables = self.tables[kind]
+        combined = pa.concat_tables(tables) if tables else _SCHEMAS[kind].empty_table()
+        table, _ = without_duplicates(combined, kind)
+        return table
 
 
-def _only_known(table: pa.Table, column: str, known: pa.Array) -> pa.Table:
+_SCHEMAS = {
+    "customers": CUSTOMER_SCHEMA,
+    "instances": INSTANCE_SCHEMA,
+    "snapshots": SNAPSHOT_SCHEMA,
+    "metrics": DAILY_METRIC_SCHEMA,
+}
+
+
+def only_known(table: pa.Table, column: str, known: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """The rows of ``table`` whose ``column`` is one of ``known`` (drops system records)."""
+    if isinstance(known, pa.ChunkedArray):
+        known = known.combine_chunks()
     return table.filter(pc.is_in(table.column(column), value_set=known))
 
 
@@ -154,19 +152,25 @@ async def fetch_usage_async(
     AuthenticationError, ConfigurationError, QueryError, PaginationError,
     MalformedResponseError, RetriesExhaustedError
     """
-    request = _FetchRequest.resolve(start, end, url, token, connection, tz, options)
+    request = FetchRequest.resolve(start, end, url, token, connection, tz, options)
     began = time.monotonic()
+    collector = _Collector()
     with progress_reporter(progress) as report_progress:
-        planner, counters, max_in_flight = await _run_planner(
-            request, report_progress, lists_only=False
+        planner, counters, max_in_flight = await run_planner(
+            request,
+            FetchPlan.whole(request.start, request.end, request.tz),
+            collector,
+            report_progress,
         )
-    records = _records(request, planner, counters, max_in_flight, time.monotonic() - began)
+    records = _records(
+        request, collector, planner, counters, max_in_flight, time.monotonic() - began
+    )
     log.info("fetched %s to %s: %s", request.start, request.end, records.stats.summary())
     return records
 
 
 @dataclass(frozen=True)
-class _FetchRequest:
+class FetchRequest:
     """The checked arguments of one fetch."""
 
     start: dt.date
@@ -185,7 +189,7 @@ class _FetchRequest:
         connection: Connection | None,
         tz: str,
         options: FetchOptions | None,
-    ) -> _FetchRequest:
+    ) -> FetchRequest:
         start_day = _coerce_date(start, "start date")
         end_day = _coerce_date(end, "end date")
         validate_date_range(start_day, end_day)
@@ -199,23 +203,19 @@ class _FetchRequest:
         )
 
 
-async def _run_planner(
-    request: _FetchRequest,
+async def run_planner(
+    request: FetchRequest,
+    plan: FetchPlan,
+    sink: StreamSink,
     progress: ProgressCallback | None,
     *,
-    lists_only: bool,
+    lists_only: bool = False,
 ) -> tuple[Planner, SessionCounters, int]:
+    """Run one fetch of ``plan`` in one API session; every finished stream goes to ``sink``."""
     opts = request.options
     gate = RequestGate(concurrency=opts.concurrency, rate=opts.requests_per_second)
     async with ApiSession(request.connection, opts, gate) as session:
-        planner = Planner(
-            session,
-            gate,
-            opts,
-            time_bounds=snapshot_time_bounds(request.start, request.end, request.tz),
-            date_bounds=(request.start.isoformat(), request.end.isoformat()),
-            progress=progress,
-        )
+        planner = Planner(session, gate, opts, plan=plan, sink=sink, progress=progress)
         try:
             await planner.run(lists_only=lists_only)
         except BaseExceptionGroup as group:
@@ -227,33 +227,25 @@ async def _run_planner(
 
 
 def _records(
-    request: _FetchRequest,
+    request: FetchRequest,
+    collector: _Collector,
     planner: Planner,
     counters: SessionCounters,
     max_in_flight: int,
     seconds: float,
 ) -> UsageRecords:
-    """What the planner gathered, without duplicates and without system records."""
-    customers, dup_c = _complete(planner, "customers", "customers")
-    instances, dup_i = _complete(planner, "instances", "instances")
-    snapshots, dup_s = _complete(planner, "snapshots", "snapshots")
-    metrics, dup_m = _complete(planner, "metrics", "daily metrics")
+    """What the planner gathered, without system records."""
+    customers = collector.table("customers")
+    instances = collector.table("instances")
     # Org-wide streams include system customers' and instances' records.
-    snapshots = _only_known(snapshots, "customer_id", customers.column("id").combine_chunks())
-    metrics = _only_known(metrics, "instance_id", instances.column("id").combine_chunks())
-    stats = FetchStats(
-        requests=counters.requests,
-        page_units=planner.units_sent,
-        retries=counters.retries,
-        throttled=counters.throttled,
-        splits=planner.splits,
-        pack=planner.pack,
-        duplicates_dropped=dup_c + dup_i + dup_s + dup_m,
+    snapshots = only_known(collector.table("snapshots"), "customer_id", customers.column("id"))
+    metrics = only_known(collector.table("metrics"), "instance_id", instances.column("id"))
+    stats = fetch_stats(
+        planner,
+        counters,
+        max_in_flight,
+        seconds,
         rows=customers.num_rows + instances.num_rows + snapshots.num_rows + metrics.num_rows,
-        seconds=seconds,
-        org_wide_snapshots=bool(planner.org_wide["snapshots"]),
-        org_wide_metrics=bool(planner.org_wide["metrics"]),
-        max_in_flight=max_in_flight,
     )
     return UsageRecords(
         start=request.start,
@@ -264,6 +256,26 @@ def _records(
         snapshots=snapshots,
         daily_metrics=metrics,
         stats=stats,
+    )
+
+
+def fetch_stats(
+    planner: Planner, counters: SessionCounters, max_in_flight: int, seconds: float, *, rows: int
+) -> FetchStats:
+    """The statistics of one finished planner run."""
+    return FetchStats(
+        requests=counters.requests,
+        page_units=planner.units_sent,
+        retries=counters.retries,
+        throttled=counters.throttled,
+        splits=planner.splits,
+        pack=planner.pack,
+        duplicates_dropped=planner.duplicates_dropped,
+        rows=rows,
+        seconds=seconds,
+        org_wide_snapshots=bool(planner.org_wide["snapshots"]),
+        org_wide_metrics=bool(planner.org_wide["metrics"]),
+        max_in_flight=max_in_flight,
     )
 
 
@@ -344,9 +356,13 @@ async def estimate_fetch_async(
     options: FetchOptions | None = None,
 ) -> FetchEstimate:
     """List customers and instances only, and estimate the cost of :func:`fetch_usage`."""
-    request = _FetchRequest.resolve(start, end, url, token, connection, tz, options)
-    planner, counters, max_in_flight = await _run_planner(request, None, lists_only=True)
-    records = _records(request, planner, counters, max_in_flight, 0.0)
+    request = FetchRequest.resolve(start, end, url, token, connection, tz, options)
+    collector = _Collector()
+    plan = FetchPlan.whole(request.start, request.end, request.tz)
+    planner, counters, max_in_flight = await run_planner(
+        request, plan, collector, None, lists_only=True
+    )
+    records = _records(request, collector, planner, counters, max_in_flight, 0.0)
     return FetchEstimate.from_counts(
         request.start,
         request.end,

@@ -18,18 +18,21 @@ back to one query per customer / instance once the lists are known.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
+import datetime as dt
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import pyarrow as pa
 
 from . import queries
 from .config import FetchOptions
 from .errors import MalformedResponseError, PaginationError, QueryError
 from .pacing import RequestGate
+from .pages import KIND_OF_STREAM, checked_page, messages, node_columns, without_duplicates
+from .plan import FetchPlan, Window
 from .queries import Stream
 from .records import (
     CUSTOMER_SCHEMA,
@@ -40,7 +43,7 @@ from .records import (
 )
 from .session import Answer, ApiSession, RequestTooLarge
 
-__all__ = ["FetchProgress", "PageUnit", "Planner", "ProgressCallback"]
+__all__ = ["FetchProgress", "PageUnit", "Planner", "ProgressCallback", "StreamResult", "StreamSink"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,32 @@ ProgressCallback = Callable[[FetchProgress], None]
 
 
 @dataclass(frozen=True)
+class StreamResult:
+    """Every record of one finished stream, checked complete and without duplicates.
+
+    ``kind`` is ``customers``, ``instances``, ``snapshots`` or ``metrics``;
+    ``entity`` the customer / instance a per-entity stream is scoped to (None
+    for lists and org-wide streams); ``window`` the days a usage stream covered.
+    """
+
+    kind: str
+    org_wide: bool
+    entity: str | None
+    window: Window | None
+    table: pa.Table
+
+
+StreamSink = Callable[[StreamResult], None]
+
+_SCHEMAS = {
+    "customers": CUSTOMER_SCHEMA,
+    "instances": INSTANCE_SCHEMA,
+    "snapshots": SNAPSHOT_SCHEMA,
+    "metrics": DAILY_METRIC_SCHEMA,
+}
+
+
+@dataclass(frozen=True)
 class PageUnit:
     """One page of one stream: what a single alias in a packed request fetches."""
 
@@ -68,24 +97,29 @@ class PageUnit:
     entity: str | None
     offset: int
     first: int
+    window: Window | None = None
+    #: The first page of an org-wide stream, which the server may refuse. Probes
+    #: travel alone: a refused non-null root field nulls the whole answer, and
+    #: its siblings would have to be fetched again.
+    is_probe: bool = False
 
     @property
-    def is_probe(self) -> bool:
-        """The first page of an org-wide stream, which the server may refuse.
-
-        Probes travel alone: a refused non-null root field nulls the whole
-        answer, and its siblings would have to be fetched again.
-        """
-        return self.stream.name in _PROBED and self.offset == 0
+    def key(self) -> _StreamKey:
+        return (self.stream.name, self.entity, self.window)
 
     def describe(self) -> str:
         scope = f" of {self.stream.entity_arg} {self.entity}" if self.entity else ""
         return f"{self.stream.name}{scope} (offset {self.offset})"
 
 
+_StreamKey = tuple[str, str | None, Window | None]
+
+
 # Slots are filled in this order, so one document serves every pack of the same mix.
 _STREAM_ORDER = {stream.name: i for i, stream in enumerate(queries.STREAMS)}
-_PROBED = frozenset({queries.SNAPSHOTS_ORG_WIDE.name, queries.METRICS_ORG_WIDE.name})
+_ORG_STREAMS = {"snapshots": queries.SNAPSHOTS_ORG_WIDE, "metrics": queries.METRICS_ORG_WIDE}
+_ENTITY_STREAMS = {"snapshots": queries.SNAPSHOTS, "metrics": queries.METRICS}
+_LIST_OF_KIND = {"snapshots": queries.CUSTOMERS.name, "metrics": queries.INSTANCES.name}
 
 
 @dataclass(frozen=True)
@@ -105,100 +139,11 @@ class _StreamState:
     total: int | None = None
     planned_until: int = 0
     outstanding: int = 0
+    builder: TableBuilder | None = None
 
     @property
     def done(self) -> bool:
         return self.total is not None and self.outstanding == 0
-
-
-def _cursor_offset(cursor: object) -> int | None:
-    """The position in a graphene ``arrayconnection:N`` cursor; None if opaque."""
-    if not isinstance(cursor, str):
-        return None
-    try:
-        text = base64.b64decode(cursor, validate=True).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    prefix, _, number = text.partition(":")
-    if prefix != "arrayconnection" or not number.isdigit():
-        return None
-    return int(number)
-
-
-def _field(node: Mapping[str, Any], *path: str, where: str) -> Any:
-    """``node[path[0]][path[1]]...``, or an error naming the missing field."""
-    value: Any = node
-    for name in path:
-        if not isinstance(value, Mapping) or name not in value:
-            raise MalformedResponseError(f"{where}: field {'.'.join(path)!r} is missing")
-        value = value[name]
-    return value
-
-
-# How each stream's nodes become record columns: (record column, node field path).
-_COLUMNS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
-    queries.CUSTOMERS.name: (
-        ("id", ("id",)),
-        ("name", ("name",)),
-        ("external_id", ("externalId",)),
-    ),
-    queries.INSTANCES.name: (
-        ("id", ("id",)),
-        ("name", ("name",)),
-        ("customer_id", ("customer", "id")),
-        ("integration_name", ("integration", "name")),
-    ),
-    queries.SNAPSHOTS.name: (
-        ("id", ("id",)),
-        ("snapshot_time", ("snapshotTime",)),
-        ("deployed_instance_count", ("deployedInstanceCount",)),
-        ("deployed_unique_integration_count", ("deployedUniqueIntegrationCount",)),
-    ),
-    queries.METRICS.name: (
-        ("id", ("id",)),
-        ("snapshot_date", ("snapshotDate",)),
-        ("successful_execution_count", ("successfulExecutionCount",)),
-        ("failed_execution_count", ("failedExecutionCount",)),
-        ("step_count", ("stepCount",)),
-        ("spend_mb_secs", ("spendMbSecs",)),
-    ),
-}
-_COLUMNS[queries.SNAPSHOTS_ORG_WIDE.name] = (
-    *_COLUMNS[queries.SNAPSHOTS.name],
-    ("customer_id", ("customer", "id")),
-)
-_COLUMNS[queries.METRICS_ORG_WIDE.name] = (
-    *_COLUMNS[queries.METRICS.name],
-    ("instance_id", ("instance", "id")),
-)
-# Per-entity streams take the owner's ID from the unit, not from the node.
-_ENTITY_COLUMN = {queries.SNAPSHOTS.name: "customer_id", queries.METRICS.name: "instance_id"}
-
-
-def _node_columns(unit: PageUnit, nodes: Sequence[Any]) -> dict[str, list[Any]]:
-    """Turn one page of nodes into record columns, naming any missing field."""
-    where = unit.describe()
-    columns: dict[str, list[Any]] = {}
-    for column, path in _COLUMNS[unit.stream.name]:
-        try:
-            if len(path) == 1:
-                (key,) = path
-                columns[column] = [node[key] for node in nodes]
-            else:
-                outer, inner = path
-                columns[column] = [
-                    None if node[outer] is None else node[outer][inner] for node in nodes
-                ]
-        except (KeyError, TypeError):
-            for node in nodes:
-                if not isinstance(node, Mapping):
-                    raise MalformedResponseError(f"{where}: a node is not an object") from None
-                _field(node, *path, where=where)
-            raise
-    entity_column = _ENTITY_COLUMN.get(unit.stream.name)
-    if entity_column:
-        columns[entity_column] = [unit.entity] * len(nodes)
-    return columns
 
 
 class Planner:
@@ -210,19 +155,15 @@ class Planner:
         gate: RequestGate,
         options: FetchOptions,
         *,
-        time_bounds: tuple[str, str],
-        date_bounds: tuple[str, str],
+        plan: FetchPlan,
+        sink: StreamSink,
         progress: ProgressCallback | None,
     ) -> None:
         self._session = session
         self._gate = gate
         self._options = options
-        self._range_variables = {
-            "timeGte": time_bounds[0],
-            "timeLte": time_bounds[1],
-            "dateGte": date_bounds[0],
-            "dateLte": date_bounds[1],
-        }
+        self._plan = plan
+        self._sink = sink
         self._progress = progress
         self.pack = options.pack
         self._proven_pack = 1
@@ -230,6 +171,8 @@ class Planner:
         self._claimed = 0
         self.splits = 0
         self.units_sent = 0
+        self.duplicates_dropped = 0
+        self.rows_received = 0
         # Units that unlock more planning (list pages, first pages) go before
         # the others; each queue is first in, first out.
         self._urgent: deque[PageUnit] = deque()
@@ -237,19 +180,18 @@ class Planner:
         self._probes: deque[PageUnit] = deque()
         self._claimed_probes = 0
         self._requeues: dict[PageUnit, int] = {}
-        self._states: dict[tuple[str, str | None], _StreamState] = {}
+        self._states: dict[_StreamKey, _StreamState] = {}
         self._busy = 0
         self._wake = asyncio.Condition()
-        self.builders = {
-            "customers": TableBuilder(CUSTOMER_SCHEMA),
-            "instances": TableBuilder(INSTANCE_SCHEMA),
-            "snapshots": TableBuilder(SNAPSHOT_SCHEMA),
-            "metrics": TableBuilder(DAILY_METRIC_SCHEMA),
+        # Whether each usage kind runs org-wide; a refused probe turns it off.
+        # Org-wide windows after the first wait for the probe's answer; entity
+        # streams wait in _waiting_for_list (with the days org-wide covered)
+        # until their entity list is done.
+        self.org_wide = {
+            kind: options.org_wide and bool(plan.org_windows[kind]) for kind in _ORG_STREAMS
         }
-        # Whether each metrics stream runs org-wide; a refused probe turns it off
-        # and the stream waits in _waiting_for_list until its entity list is done.
-        self.org_wide = {"snapshots": options.org_wide, "metrics": options.org_wide}
-        self._waiting_for_list: dict[str, Stream] = {}
+        self._org_rest: dict[str, tuple[Window, ...]] = {}
+        self._waiting_for_list: dict[str, frozenset[dt.date]] = {}
         self._list_entity_ids: dict[str, list[str]] = {
             queries.CUSTOMERS.name: [],
             queries.INSTANCES.name: [],
@@ -260,32 +202,47 @@ class Planner:
     # -- planning ---------------------------------------------------------------
 
     def start(self, *, lists_only: bool) -> None:
-        self._plan_first_page(queries.CUSTOMERS, None)
-        self._plan_first_page(queries.INSTANCES, None)
+        self._plan_first_page(queries.CUSTOMERS, None, None)
+        self._plan_first_page(queries.INSTANCES, None, None)
         if lists_only:
             return
-        for kind, org_stream, entity_stream in (
-            ("snapshots", queries.SNAPSHOTS_ORG_WIDE, queries.SNAPSHOTS),
-            ("metrics", queries.METRICS_ORG_WIDE, queries.METRICS),
-        ):
+        for kind, org_stream in _ORG_STREAMS.items():
             if self.org_wide[kind]:
-                self._plan_first_page(org_stream, None)
+                probe, *rest = self._plan.org_windows[kind]
+                self._org_rest[kind] = tuple(rest)
+                self._plan_first_page(org_stream, None, probe, probe=True)
             else:
-                self._waiting_for_list[kind] = entity_stream
+                self._waiting_for_list[kind] = frozenset()
 
-    def _plan_first_page(self, stream: Stream, entity: str | None) -> None:
-        state = self._states.setdefault((stream.name, entity), _StreamState())
+    def _plan_first_page(
+        self, stream: Stream, entity: str | None, window: Window | None, *, probe: bool = False
+    ) -> None:
+        state = self._states.setdefault((stream.name, entity, window), _StreamState())
         state.outstanding += 1
         state.planned_until = self._options.page_size
         self._entities_total += 1
-        self._enqueue(PageUnit(stream, entity, 0, self._options.page_size))
+        self._enqueue(PageUnit(stream, entity, 0, self._options.page_size, window, probe))
 
     def _plan_pages_until(self, unit: PageUnit, state: _StreamState, total: int) -> None:
         size = self._options.page_size
         for offset in range(state.planned_until, total, size):
             state.outstanding += 1
-            self._enqueue(PageUnit(unit.stream, unit.entity, offset, size))
+            self._enqueue(PageUnit(unit.stream, unit.entity, offset, size, unit.window))
             state.planned_until = offset + size
+
+    def _org_probe_answered(self, kind: str, *, accepted: bool) -> None:
+        """Plan what follows the org-wide probe of ``kind``: more windows, or the fallback."""
+        rest = self._org_rest.pop(kind, ())
+        if not accepted:
+            self.org_wide[kind] = False
+            self._waiting_for_list[kind] = frozenset()
+        else:
+            covered = set(self._plan.org_windows[kind][0].days())
+            for window in rest:
+                self._plan_first_page(_ORG_STREAMS[kind], None, window)
+                covered.update(window.days())
+            self._waiting_for_list[kind] = frozenset(covered)
+        self._plan_waiting_streams()
 
     # -- the workers ------------------------------------------------------------
 
@@ -380,8 +337,10 @@ class Planner:
             variables[f"o{slot}"] = unit.offset
             if unit.stream.entity_arg:
                 variables[f"e{slot}"] = unit.entity
-            for _, name in unit.stream.range_args:
-                variables[name] = self._range_variables[name]
+            if unit.window is not None:
+                window_variables = unit.window.variables()
+                for _, name in unit.stream.range_args:
+                    variables[name] = window_variables[name]
         request = document.with_variables(variables)
         what = batch[0].describe() if len(batch) == 1 else f"{len(batch)} packed pages"
         self.units_sent += len(batch)
@@ -426,7 +385,7 @@ class Planner:
             else:
                 whole_errors.append(error if isinstance(error, Mapping) else {"message": error})
         if whole_errors and len(batch) > 1:
-            self._split(batch, _messages(whole_errors))
+            self._split(batch, messages(whole_errors))
             return False
         if whole_errors:
             # A lone unit owns every error of its request, with or without a path.
@@ -453,22 +412,16 @@ class Planner:
         self._enqueue(unit)
 
     def _unit_failed(self, unit: PageUnit, errors: list[Mapping[str, Any]]) -> None:
-        message = _messages(errors)
-        kind = {
-            queries.SNAPSHOTS_ORG_WIDE.name: "snapshots",
-            queries.METRICS_ORG_WIDE.name: "metrics",
-        }.get(unit.stream.name)
-        if kind is not None and unit.offset == 0:
+        message = messages(errors)
+        if unit.is_probe:
             # The org-wide probe was refused: fall back to one stream per entity.
+            kind = KIND_OF_STREAM[unit.stream.name]
             log.info("org-wide %s refused (%s); querying per entity", unit.stream.name, message)
-            state = self._states[(unit.stream.name, None)]
+            state = self._states[unit.key]
             state.outstanding = 0
             state.total = 0
             self._entities_done += 1
-            self.org_wide[kind] = False
-            entity_stream = queries.SNAPSHOTS if kind == "snapshots" else queries.METRICS
-            self._waiting_for_list[kind] = entity_stream
-            self._plan_waiting_streams()
+            self._org_probe_answered(kind, accepted=False)
             return
         raise QueryError(
             f"the API refused {unit.describe()}: {message}",
@@ -478,66 +431,74 @@ class Planner:
 
     def _page_arrived(self, unit: PageUnit, connection: Any) -> None:
         where = unit.describe()
-        if not isinstance(connection, Mapping):
-            raise MalformedResponseError(f"{where}: the connection is not an object")
-        total = _field(connection, "totalCount", where=where)
-        nodes = _field(connection, "nodes", where=where)
-        if type(total) is not int or total < 0:
-            raise MalformedResponseError(f"{where}: field 'totalCount' is not a count: {total!r}")
-        if not isinstance(nodes, list):
-            raise MalformedResponseError(f"{where}: field 'nodes' is not a list")
-        state = self._states[(unit.stream.name, unit.entity)]
-        expected = max(0, min(unit.first, total - unit.offset))
-        if len(nodes) != expected:
-            raise PaginationError(
-                f"{where}: the page holds {len(nodes)} nodes but totalCount {total} "
-                f"promises {expected}; the server's paging is inconsistent"
-            )
-        has_next = _field(connection, "pageInfo", "hasNextPage", where=where)
-        if has_next is not (unit.offset + len(nodes) < total):
-            raise PaginationError(
-                f"{where}: hasNextPage is {has_next} but totalCount {total} says "
-                f"{'more' if unit.offset + len(nodes) < total else 'no more'} pages follow; "
-                "the server's paging is inconsistent"
-            )
-        start_cursor = _field(connection, "pageInfo", "startCursor", where=where) if nodes else None
-        position = _cursor_offset(start_cursor)
-        if position is not None and position != unit.offset:
-            raise PaginationError(
-                f"{where}: the server answered from position {position}, not {unit.offset}; "
-                "it does not honour 'offset'"
-            )
+        total, nodes = checked_page(connection, where=where, offset=unit.offset, first=unit.first)
+        state = self._states[unit.key]
         # Answers may be processed out of order: keep the largest count seen. If
-        # records vanished mid-run, the final completeness check reports it.
+        # records vanished mid-run, the stream's completeness check reports it.
         state.total = max(total, state.total or 0)
         state.outstanding -= 1
         self._plan_pages_until(unit, state, total)
-        builder = self.builders[_BUILDER[unit.stream.name]]
-        columns = _node_columns(unit, nodes)
-        builder.append_columns(columns)
+        kind = KIND_OF_STREAM[unit.stream.name]
+        if state.builder is None:
+            state.builder = TableBuilder(_SCHEMAS[kind])
+        columns = node_columns(unit.stream.name, unit.entity, nodes, where=where)
+        state.builder.append_columns(columns)
+        self.rows_received += len(nodes)
         if unit.stream.name in self._list_entity_ids:
             self._list_entity_ids[unit.stream.name].extend(columns["id"])
+        if unit.is_probe:
+            self._org_probe_answered(kind, accepted=True)
         if state.done:
             self._entities_done += 1
+            self._stream_finished(unit, kind, state)
             if unit.stream in (queries.CUSTOMERS, queries.INSTANCES):
                 self._plan_waiting_streams()
 
+    def _stream_finished(self, unit: PageUnit, kind: str, state: _StreamState) -> None:
+        """Prove a finished stream complete and hand its records to the sink.
+
+        Every page was checked to hold exactly what totalCount promised, so a
+        node seen twice means another was pushed out of view (positional pages
+        shifted while the fetch ran): the duplicate is dropped, and the missing
+        record is an error, never a silently short report.
+        """
+        what = unit.stream.name if unit.entity is None else unit.describe()
+        builder = state.builder or TableBuilder(_SCHEMAS[kind])
+        state.builder = None
+        table, dropped = without_duplicates(builder.finish(), what)
+        self.duplicates_dropped += dropped
+        expected = state.total or 0
+        if table.num_rows < expected:
+            raise PaginationError(
+                f"the API counted {expected} {what} but {table.num_rows} distinct ones arrived "
+                f"({dropped} came twice): pages shifted while the fetch ran; run it again"
+            )
+        self._sink(
+            StreamResult(
+                kind=kind,
+                org_wide=unit.stream in _ORG_STREAMS.values(),
+                entity=unit.entity,
+                window=unit.window,
+                table=table,
+            )
+        )
+
     def _list_ids(self, kind: str) -> list[str] | None:
         """IDs from a finished customers/instances list; None while it is unfinished."""
-        stream = queries.CUSTOMERS if kind == "snapshots" else queries.INSTANCES
-        state = self._states.get((stream.name, None))
+        state = self._states.get((_LIST_OF_KIND[kind], None, None))
         if state is None or not state.done:
             return None
-        return list(dict.fromkeys(self._list_entity_ids[stream.name]))
+        return list(dict.fromkeys(self._list_entity_ids[_LIST_OF_KIND[kind]]))
 
     def _plan_waiting_streams(self) -> None:
-        for kind, stream in list(self._waiting_for_list.items()):
+        for kind, covered in list(self._waiting_for_list.items()):
             ids = self._list_ids(kind)
             if ids is None:
                 continue
             del self._waiting_for_list[kind]
             for entity in ids:
-                self._plan_first_page(stream, entity)
+                for window in self._plan.entity_windows(kind, entity, covered=covered):
+                    self._plan_first_page(_ENTITY_STREAMS[kind], entity, window)
 
     def _report_progress(self) -> None:
         if self._progress is not None:
@@ -546,35 +507,12 @@ class Planner:
                     entities_done=self._entities_done,
                     entities_total=self._entities_total,
                     requests=self._session.counters.requests,
-                    rows=sum(len(b) for b in self.builders.values()),
+                    rows=self.rows_received,
                 )
             )
-
-    def expected_rows(self, kind: str) -> int:
-        """How many distinct records of ``kind`` the API counted across its streams."""
-        return sum(
-            state.total or 0
-            for (stream_name, _), state in self._states.items()
-            if _BUILDER[stream_name] == kind
-        )
 
     def check_complete(self) -> None:
         """Every planned stream finished; anything else is a bug worth a loud error."""
         unfinished = [key for key, state in self._states.items() if not state.done]
-        if unfinished or self._waiting_for_list:
+        if unfinished or self._waiting_for_list or self._org_rest:
             raise PaginationError(f"fetch ended with unfinished streams: {unfinished[:3]}")
-
-
-_BUILDER = {
-    queries.CUSTOMERS.name: "customers",
-    queries.INSTANCES.name: "instances",
-    queries.SNAPSHOTS.name: "snapshots",
-    queries.SNAPSHOTS_ORG_WIDE.name: "snapshots",
-    queries.METRICS.name: "metrics",
-    queries.METRICS_ORG_WIDE.name: "metrics",
-}
-
-
-def _messages(errors: Sequence[Mapping[str, Any]]) -> str:
-    texts = [str(error.get("message", error)) for error in errors]
-    return "; ".join(dict.fromkeys(texts)) or "unknown error"

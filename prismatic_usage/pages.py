@@ -1,0 +1,195 @@
+"""One answered page: checked against its promises and turned into record columns.
+
+Pure functions over the JSON of one connection: no network, no queue. The
+planner calls :func:`checked_page` for every page that arrives and
+:func:`without_duplicates` once a stream is complete.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import queries
+from .errors import MalformedResponseError, PaginationError
+
+__all__ = ["KIND_OF_STREAM", "checked_page", "messages", "node_columns", "without_duplicates"]
+
+log = logging.getLogger(__name__)
+
+#: The record kind each stream's nodes belong to.
+KIND_OF_STREAM = {
+    queries.CUSTOMERS.name: "customers",
+    queries.INSTANCES.name: "instances",
+    queries.SNAPSHOTS.name: "snapshots",
+    queries.SNAPSHOTS_ORG_WIDE.name: "snapshots",
+    queries.METRICS.name: "metrics",
+    queries.METRICS_ORG_WIDE.name: "metrics",
+}
+
+# How each stream's nodes become record columns: (record column, node field path).
+_COLUMNS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    queries.CUSTOMERS.name: (
+        ("id", ("id",)),
+        ("name", ("name",)),
+        ("external_id", ("externalId",)),
+    ),
+    queries.INSTANCES.name: (
+        ("id", ("id",)),
+        ("name", ("name",)),
+        ("customer_id", ("customer", "id")),
+        ("integration_name", ("integration", "name")),
+    ),
+    queries.SNAPSHOTS.name: (
+        ("id", ("id",)),
+        ("snapshot_time", ("snapshotTime",)),
+        ("deployed_instance_count", ("deployedInstanceCount",)),
+        ("deployed_unique_integration_count", ("deployedUniqueIntegrationCount",)),
+    ),
+    queries.METRICS.name: (
+        ("id", ("id",)),
+        ("snapshot_date", ("snapshotDate",)),
+        ("successful_execution_count", ("successfulExecutionCount",)),
+        ("failed_execution_count", ("failedExecutionCount",)),
+        ("step_count", ("stepCount",)),
+        ("spend_mb_secs", ("spendMbSecs",)),
+    ),
+}
+_COLUMNS[queries.SNAPSHOTS_ORG_WIDE.name] = (
+    *_COLUMNS[queries.SNAPSHOTS.name],
+    ("customer_id", ("customer", "id")),
+)
+_COLUMNS[queries.METRICS_ORG_WIDE.name] = (
+    *_COLUMNS[queries.METRICS.name],
+    ("instance_id", ("instance", "id")),
+)
+# Per-entity streams take the owner's ID from the unit, not from the node.
+_ENTITY_COLUMN = {queries.SNAPSHOTS.name: "customer_id", queries.METRICS.name: "instance_id"}
+
+
+def cursor_offset(cursor: object) -> int | None:
+    """The position in a graphene ``arrayconnection:N`` cursor; None if opaque."""
+    if not isinstance(cursor, str):
+        return None
+    try:
+        text = base64.b64decode(cursor, validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    prefix, _, number = text.partition(":")
+    if prefix != "arrayconnection" or not number.isdigit():
+        return None
+    return int(number)
+
+
+def field_at(node: Mapping[str, Any], *path: str, where: str) -> Any:
+    """``node[path[0]][path[1]]...``, or an error naming the missing field."""
+    value: Any = node
+    for name in path:
+        if not isinstance(value, Mapping) or name not in value:
+            raise MalformedResponseError(f"{where}: field {'.'.join(path)!r} is missing")
+        value = value[name]
+    return value
+
+
+def checked_page(connection: Any, *, where: str, offset: int, first: int) -> tuple[int, list[Any]]:
+    """``(totalCount, nodes)`` of one page, after checking it keeps its own promises.
+
+    Parameters
+    ----------
+    connection
+        The JSON value of the aliased root field.
+    where
+        Names the page in error messages.
+    offset, first
+        What the page was asked for.
+
+    Raises
+    ------
+    MalformedResponseError
+        A field is missing or of the wrong type.
+    PaginationError
+        The page holds another number of nodes than ``totalCount`` promises, its
+        ``hasNextPage`` contradicts the count, or it starts at another position.
+    """
+    if not isinstance(connection, Mapping):
+        raise MalformedResponseError(f"{where}: the connection is not an object")
+    total = field_at(connection, "totalCount", where=where)
+    nodes = field_at(connection, "nodes", where=where)
+    if type(total) is not int or total < 0:
+        raise MalformedResponseError(f"{where}: field 'totalCount' is not a count: {total!r}")
+    if not isinstance(nodes, list):
+        raise MalformedResponseError(f"{where}: field 'nodes' is not a list")
+    expected = max(0, min(first, total - offset))
+    if len(nodes) != expected:
+        raise PaginationError(
+            f"{where}: the page holds {len(nodes)} nodes but totalCount {total} "
+            f"promises {expected}; the server's paging is inconsistent"
+        )
+    has_next = field_at(connection, "pageInfo", "hasNextPage", where=where)
+    more = offset + len(nodes) < total
+    if has_next is not more:
+        raise PaginationError(
+            f"{where}: hasNextPage is {has_next} but totalCount {total} says "
+            f"{'more' if more else 'no more'} pages follow; the server's paging is inconsistent"
+        )
+    start_cursor = field_at(connection, "pageInfo", "startCursor", where=where) if nodes else None
+    position = cursor_offset(start_cursor)
+    if position is not None and position != offset:
+        raise PaginationError(
+            f"{where}: the server answered from position {position}, not {offset}; "
+            "it does not honour 'offset'"
+        )
+    return total, nodes
+
+
+def node_columns(
+    stream_name: str, entity: str | None, nodes: Sequence[Any], *, where: str
+) -> dict[str, list[Any]]:
+    """Turn one page of nodes into record columns, naming any missing field."""
+    columns: dict[str, list[Any]] = {}
+    for column, path in _COLUMNS[stream_name]:
+        try:
+            if len(path) == 1:
+                (key,) = path
+                columns[column] = [node[key] for node in nodes]
+            else:
+                outer, inner = path
+                columns[column] = [
+                    None if node[outer] is None else node[outer][inner] for node in nodes
+                ]
+        except (KeyError, TypeError):
+            for node in nodes:
+                if not isinstance(node, Mapping):
+                    raise MalformedResponseError(f"{where}: a node is not an object") from None
+                field_at(node, *path, where=where)
+            raise
+    entity_column = _ENTITY_COLUMN.get(stream_name)
+    if entity_column:
+        columns[entity_column] = [entity] * len(nodes)
+    return columns
+
+
+def without_duplicates(table: pa.Table, what: str) -> tuple[pa.Table, int]:
+    """Drop rows whose node ID was already seen (positional pages can shift)."""
+    if table.num_rows == pc.count_distinct(table.column("id")).as_py():
+        return table, 0
+    indices = table.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
+    first = indices.group_by("id", use_threads=False).aggregate([("_row", "min")])
+    keep = pc.sort_indices(first.column("_row_min"))
+    rows = pc.take(first.column("_row_min"), keep)
+    deduped = table.take(rows)
+    dropped = table.num_rows - deduped.num_rows
+    log.warning("dropped %d duplicate %s (the same node ID on two pages)", dropped, what)
+    return deduped, dropped
+
+
+def messages(errors: Sequence[Mapping[str, Any]]) -> str:
+    """The distinct messages of GraphQL errors, joined into one line."""
+    texts = [str(error.get("message", error)) for error in errors]
+    return "; ".join(dict.fromkeys(texts)) or "unknown error"
