@@ -169,6 +169,15 @@ async def fetch_usage_async(
     return records
 
 
+def resolve_days(start: dt.date | str, end: dt.date | str, tz: str) -> tuple[dt.date, dt.date]:
+    """Checked inclusive days (``date`` or ISO text) and zone; ConfigurationError if not."""
+    start_day = _coerce_date(start, "start date")
+    end_day = _coerce_date(end, "end date")
+    validate_date_range(start_day, end_day)
+    resolve_zone(tz)
+    return start_day, end_day
+
+
 @dataclass(frozen=True)
 class FetchRequest:
     """The checked arguments of one fetch."""
@@ -190,10 +199,7 @@ class FetchRequest:
         tz: str,
         options: FetchOptions | None,
     ) -> FetchRequest:
-        start_day = _coerce_date(start, "start date")
-        end_day = _coerce_date(end, "end date")
-        validate_date_range(start_day, end_day)
-        resolve_zone(tz)
+        start_day, end_day = resolve_days(start, end, tz)
         return cls(
             start=start_day,
             end=end_day,

@@ -10,7 +10,9 @@
     │   ├── MalformedResponseError      the answer has the wrong shape or types
     │   └── PaginationError             the server's paging is inconsistent
     ├── RetriesExhaustedError           transient failures outlasted the retry budget
-    └── OutputError                     the report cannot be written where asked
+    ├── OutputError                     the report cannot be written where asked
+    └── StoreError                      the usage store cannot be used as it is
+        └── StoreLockedError            another run holds the store: wait and run again
 
 Messages never contain the API token.
 """
@@ -30,6 +32,8 @@ __all__ = [
     "PrismaticUsageError",
     "QueryError",
     "RetriesExhaustedError",
+    "StoreError",
+    "StoreLockedError",
 ]
 
 
@@ -87,3 +91,11 @@ class RetriesExhaustedError(PrismaticUsageError):
 
 class OutputError(PrismaticUsageError):
     """The output directory or file cannot be created or written."""
+
+
+class StoreError(PrismaticUsageError):
+    """The usage store's directory is unusable: damaged, of another format, or unwritable."""
+
+
+class StoreLockedError(StoreError):
+    """Another run holds the store's lock; wait for it to finish and run again."""

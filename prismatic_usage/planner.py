@@ -340,7 +340,7 @@ class Planner:
             if unit.window is not None:
                 window_variables = unit.window.variables()
                 for _, name in unit.stream.range_args:
-                    variables[name] = window_variables[name]
+                    variables[f"{name}{slot}"] = window_variables[name]
         request = document.with_variables(variables)
         what = batch[0].describe() if len(batch) == 1 else f"{len(batch)} packed pages"
         self.units_sent += len(batch)

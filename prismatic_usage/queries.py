@@ -151,7 +151,8 @@ def _root_field(slot: int, stream: Stream) -> str:
     args = [f"first: $f{slot}", f"offset: $o{slot}"]
     if stream.entity_arg:
         args.append(f"{stream.entity_arg}: $e{slot}")
-    args.extend(f"{arg}: ${var}" for arg, var in stream.range_args)
+    # Each slot has its own range variables: packed units may cover different days.
+    args.extend(f"{arg}: ${var}{slot}" for arg, var in stream.range_args)
     if stream.fixed_args:
         args.append(stream.fixed_args)
     return (
@@ -200,15 +201,14 @@ def packed_document(shape: tuple[Stream, ...]) -> PackedRequest:
     if not shape:
         raise ValueError("a packed document needs at least one slot")
     definitions: list[str] = []
-    range_vars: dict[str, None] = {}
     for slot, stream in enumerate(shape):
         definitions.append(f"$f{slot}: Int!")
         definitions.append(f"$o{slot}: Int!")
         if stream.entity_arg:
             definitions.append(f"$e{slot}: ID!")
-        for _, var in stream.range_args:
-            range_vars[var] = None
-    definitions.extend(f"${var}: {_RANGE_VARIABLE_TYPES[var]}!" for var in range_vars)
+        definitions.extend(
+            f"${var}{slot}: {_RANGE_VARIABLE_TYPES[var]}!" for _, var in stream.range_args
+        )
     body = "\n".join(_root_field(slot, stream) for slot, stream in enumerate(shape))
     text = f"query {OPERATION_NAME}({', '.join(definitions)}) {{\n{body}\n}}"
     request = gql(text)

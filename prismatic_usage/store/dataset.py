@@ -1,0 +1,233 @@
+"""The store directory as a dataset: open or create it, read records, report what it holds.
+
+Knows no network: it reads and writes files under one directory (see
+:mod:`.layout` for the contract) and turns them back into
+:class:`~prismatic_usage.records.UsageRecords` for the frames.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..errors import StoreError
+from ..plan import local_window, utc_days_covering
+from ..records import (
+    CUSTOMER_SCHEMA as RECORD_CUSTOMERS,
+)
+from ..records import (
+    DAILY_METRIC_SCHEMA as RECORD_METRICS,
+)
+from ..records import (
+    INSTANCE_SCHEMA as RECORD_INSTANCES,
+)
+from ..records import (
+    SNAPSHOT_SCHEMA as RECORD_SNAPSHOTS,
+)
+from ..records import (
+    UsageRecords,
+)
+from .commit import CommitResult, commit
+from .files import atomic_write, read_parquet, remove_temporaries
+from .journal import staged_batches
+from .layout import (
+    COMPLETE_SCHEMA,
+    CUSTOMER_SCHEMA,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    INSTANCE_SCHEMA,
+    USAGE_TABLES,
+    Layout,
+    UsageTable,
+)
+
+__all__ = ["StoreInfo", "UsageDataset"]
+
+
+class UsageDataset:
+    """One store directory (created on first use if it is new or empty)."""
+
+    def __init__(self, root: Path, *, create: bool = True) -> None:
+        self.layout = Layout(root)
+        marker = self.layout.marker
+        if marker.is_file():
+            self._check_marker()
+        elif root.is_dir() and any(root.iterdir()):
+            raise StoreError(
+                f"{root} is not a usage store (it has no store.json) and is not empty; "
+                "choose a new or empty directory for --store"
+            )
+        elif not create:
+            raise StoreError(f"{root} is not a usage store; create one with --store {root}")
+        else:
+            payload = json.dumps({"format": FORMAT_NAME, "version": FORMAT_VERSION}).encode()
+            try:
+                atomic_write(marker, lambda fh: fh.write(payload))
+            except OSError as exc:
+                raise StoreError(f"cannot create a store in {root}: {exc.strerror or exc}") from exc
+
+    def _check_marker(self) -> None:
+        try:
+            marker = json.loads(self.layout.marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{self.layout.marker} is unreadable: {exc}") from exc
+        if marker.get("format") != FORMAT_NAME or marker.get("version") != FORMAT_VERSION:
+            raise StoreError(
+                f"{self.layout.root} holds store format {marker.get('version')!r}; this version "
+                f"reads format {FORMAT_VERSION}: use the matching prismatic-usage version"
+            )
+
+    # -- recovery and completeness ------------------------------------------------
+
+    def recover(self, *, now: dt.datetime) -> CommitResult:
+        """Finish what a killed run left: delete temporaries, merge its staged batches.
+
+        Call only while holding the store's lock.
+        """
+        remove_temporaries(self.layout.root)
+        return commit(self.layout, staged_batches(self.layout.staging), now=now)
+
+    def completed(
+        self,
+    ) -> tuple[dict[str, set[dt.date]], dict[str, dict[str, frozenset[dt.date]]]]:
+        """The final days already fetched: ``(org_done, entity_done)`` per fetcher kind."""
+        org_done: dict[str, set[dt.date]] = {kind: set() for kind in USAGE_TABLES}
+        per_entity: dict[str, dict[str, set[dt.date]]] = {
+            kind: defaultdict(set) for kind in USAGE_TABLES
+        }
+        if not self.layout.complete.exists():
+            return org_done, {}
+        marks = read_parquet(self.layout.complete, COMPLETE_SCHEMA).to_pydict()
+        kind_of = {table.name: kind for kind, table in USAGE_TABLES.items()}
+        for stream, entity, day in zip(
+            marks["stream"], marks["entity_id"], marks["day"], strict=True
+        ):
+            kind = kind_of[stream]
+            if entity is None:
+                org_done[kind].add(day)
+            else:
+                per_entity[kind][entity].add(day)
+        entity_done = {
+            kind: {entity: frozenset(days) for entity, days in by_entity.items()}
+            for kind, by_entity in per_entity.items()
+        }
+        return org_done, entity_done
+
+    # -- reading ------------------------------------------------------------------
+
+    def records(self, start: dt.date, end: dt.date, tz: str) -> UsageRecords:
+        """The stored records for local days ``start`` .. ``end`` in ``tz``.
+
+        Snapshots are those inside the local days (read from the UTC-day
+        partitions that overlap them), daily metrics those whose
+        ``snapshotDate`` is in the range; customers and instances are every one
+        the store has seen, so usage of a since-deleted instance keeps its name.
+        """
+        window = local_window(start, end, tz)
+        snapshots = self._read_days(USAGE_TABLES["snapshots"], *utc_days_covering(start, end, tz))
+        low = pa.scalar(dt.datetime.fromisoformat(window.time_gte))
+        high = pa.scalar(dt.datetime.fromisoformat(window.time_lte))
+        times = snapshots.column("snapshot_time")
+        snapshots = snapshots.filter(
+            pc.and_(pc.greater_equal(times, low), pc.less_equal(times, high))
+        )
+        metrics = self._read_days(USAGE_TABLES["metrics"], start, end)
+        customers = self._entities(self.layout.customers, CUSTOMER_SCHEMA)
+        instances = self._entities(self.layout.instances, INSTANCE_SCHEMA)
+        return UsageRecords(
+            start=start,
+            end=end,
+            tz=tz,
+            customers=_as_records(customers, RECORD_CUSTOMERS, {"customer_id": "id"}),
+            instances=_as_records(instances, RECORD_INSTANCES, {"instance_id": "id"}),
+            snapshots=_as_records(snapshots, RECORD_SNAPSHOTS, {"record_id": "id"}),
+            daily_metrics=_as_records(metrics, RECORD_METRICS, {"record_id": "id"}),
+        )
+
+    def _read_days(self, usage: UsageTable, first: dt.date, last: dt.date) -> pa.Table:
+        tables = [
+            read_parquet(path, usage.schema)
+            for day, path in self.layout.partitions(usage)
+            if first <= day <= last
+        ]
+        return pa.concat_tables(tables) if tables else usage.schema.empty_table()
+
+    @staticmethod
+    def _entities(path: Path, schema: pa.Schema) -> pa.Table:
+        return read_parquet(path, schema) if path.exists() else schema.empty_table()
+
+    # -- what it holds --------------------------------------------------------------
+
+    def info(self) -> StoreInfo:
+        """Date ranges, row counts, open days, size and the last runs."""
+        layout = self.layout
+        tables = {}
+        open_days: dict[str, list[dt.date]] = {}
+        org_done, entity_done = self.completed()
+        for kind, usage in USAGE_TABLES.items():
+            partitions = layout.partitions(usage)
+            rows = sum(pq.read_metadata(path).num_rows for _, path in partitions)
+            days = [day for day, _ in partitions]
+            tables[usage.name] = (days[0] if days else None, days[-1] if days else None, rows)
+            marked = set(org_done[kind]).union(*entity_done.get(kind, {}).values())
+            open_days[usage.name] = [day for day in days if day not in marked]
+        size = sum(p.stat().st_size for p in layout.root.rglob("*") if p.is_file())
+        runs = sorted(layout.runs.glob("*.json")) if layout.runs.is_dir() else []
+        last_runs = []
+        for path in runs[-5:]:
+            try:
+                manifest = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            last_runs.append(manifest)
+        return StoreInfo(
+            root=layout.root,
+            tables=tables,
+            customers=self._entities(layout.customers, CUSTOMER_SCHEMA).num_rows,
+            instances=self._entities(layout.instances, INSTANCE_SCHEMA).num_rows,
+            open_days=open_days,
+            bytes_on_disk=size,
+            last_runs=last_runs,
+        )
+
+
+def _as_records(table: pa.Table, schema: pa.Schema, renames: dict[str, str]) -> pa.Table:
+    renamed = table.rename_columns([renames.get(n, n) for n in table.column_names])
+    return renamed.select(schema.names).cast(schema)
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """What ``store info`` prints: per table ``(first day, last day, rows)`` and the rest."""
+
+    root: Path
+    tables: dict[str, tuple[dt.date | None, dt.date | None, int]]
+    customers: int
+    instances: int
+    open_days: dict[str, list[dt.date]]
+    bytes_on_disk: int
+    last_runs: list[dict[str, object]]
+
+    def summary(self) -> str:
+        """A few lines for a terminal."""
+        lines = [f"store {self.root}: {self.bytes_on_disk / 1e6:.1f} MB on disk"]
+        for name, (first, last, rows) in self.tables.items():
+            span = f"{first} to {last}" if first else "empty"
+            opened = self.open_days.get(name, [])
+            still = f", {len(opened)} open day(s) from {opened[0]}" if opened else ""
+            lines.append(f"  {name}: {rows:,} rows, {span}{still}")
+        lines.append(f"  customers: {self.customers:,}, instances: {self.instances:,} (ever seen)")
+        for run in self.last_runs:
+            lines.append(
+                f"  run {run.get('run_id')}: {run.get('outcome')}, "
+                f"{run.get('start_date')} to {run.get('end_date')}, "
+                f"{run.get('requests')} requests"
+            )
+        return "\n".join(lines)

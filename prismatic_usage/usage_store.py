@@ -1,0 +1,357 @@
+"""``UsageStore``: bring a date range up to date in a local store, then read it back.
+
+This module joins the fetcher and the store: the planner fetches only what
+the store lacks (:meth:`FetchPlan.incremental`), hands every finished stream
+to the store's journal, and the journal's batches are merged into the dataset.
+The store itself (``prismatic_usage/store/``) knows no network; the planner
+knows no files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import time
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .client import FetchRequest, fetch_stats, resolve_days, run_planner
+from .config import Connection, FetchOptions
+from .plan import FetchPlan, utc_days_covering
+from .planner import StreamResult
+from .progress import ProgressArg, progress_reporter
+from .records import FetchStats, UsageRecords
+from .store.commit import CommitResult, TableCounts
+from .store.dataset import StoreInfo, UsageDataset
+from .store.files import StoreLock, atomic_write, sha256_of
+from .store.journal import Journal
+from .store.layout import FORMAT_VERSION
+from .sync import run_sync
+
+__all__ = ["DEFAULT_FINAL_AFTER_HOURS", "StoreRun", "SyncResult", "UsageStore"]
+
+#: A day is final once it ended this many hours before the run started.
+DEFAULT_FINAL_AFTER_HOURS = 48.0
+#: Finished streams are journaled at least this often (seconds).
+_FLUSH_SECONDS = 0.5
+#: Staged rows merged into the dataset mid-run beyond this many (bounds memory).
+_COMMIT_ROWS = 2_000_000
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What one sync fetched and how it changed the store."""
+
+    run_id: str
+    start: dt.date
+    end: dt.date
+    tz: str
+    fetched_days: dict[str, tuple[dt.date, ...]]
+    stats: FetchStats
+    counts: dict[str, TableCounts]
+    changes: int
+    changed_days: int
+
+    def summary(self) -> str:
+        """One line: requests, rows added and restated values."""
+        added = sum(
+            c.added for name, c in self.counts.items() if name not in ("customers", "instances")
+        )
+        line = (
+            f"store: {self.stats.requests} requests, {added:,} rows added, "
+            f"{sum(len(d) for d in self.fetched_days.values())} stream-days fetched"
+        )
+        if self.changes:
+            line += f"; restated {self.changes:,} values on {self.changed_days} days (see changes/)"
+        return line
+
+
+class _StoreSink:
+    """Receives finished streams from the planner and journals them in small batches.
+
+    Usage streams are held until both entity lists are complete, so a batch
+    never holds usage whose owners are not yet known to the store.
+    """
+
+    def __init__(self, journal: Journal, dataset: UsageDataset, now: dt.datetime) -> None:
+        self._journal = journal
+        self._dataset = dataset
+        self._now = now
+        self._lists: set[str] = set()
+        self._last_flush = time.monotonic()
+        self.fetched_days: dict[str, set[dt.date]] = {"snapshots": set(), "metrics": set()}
+        self.result = CommitResult()
+
+    @property
+    def lists_done(self) -> bool:
+        return self._lists == {"customers", "instances"}
+
+    def __call__(self, result: StreamResult) -> None:
+        self._journal.add(result)
+        if result.kind in ("customers", "instances"):
+            self._lists.add(result.kind)
+        elif result.window is not None:
+            self.fetched_days[result.kind].update(result.window.days())
+        if not self.lists_done:
+            return
+        if self._journal.pending_rows >= _COMMIT_ROWS:
+            self.flush(commit=True)
+        elif time.monotonic() - self._last_flush >= _FLUSH_SECONDS:
+            self.flush(commit=False)
+
+    def flush(self, *, commit: bool) -> None:
+        """Journal what is pending; with ``commit``, merge every batch into the dataset."""
+        if not self.lists_done:
+            return
+        self._journal.flush()
+        self._last_flush = time.monotonic()
+        if commit:
+            self.result.add(self._dataset.recover(now=self._now))
+
+
+class UsageStore:
+    """A local, incremental store of raw usage records (see README, "Usage store").
+
+    Parameters
+    ----------
+    path
+        The store directory; created (with ``store.json``) if new or empty.
+
+    Examples
+    --------
+    >>> store = UsageStore("usage-store")  # doctest: +SKIP
+    >>> store.sync("2025-01-01", "2025-01-31", url=..., token=...)  # doctest: +SKIP
+    >>> report = store.report("2025-01-01", "2025-01-31")  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._dataset = UsageDataset(self.path)
+
+    def __repr__(self) -> str:
+        return f"UsageStore({str(self.path)!r})"
+
+    @contextmanager
+    def run(self) -> Iterator[StoreRun]:
+        """Hold the store for one run: lock, manifest (``runs/<id>.json``) and outcome."""
+        lock = StoreLock(self.path)
+        lock.acquire()
+        try:
+            run = StoreRun(self._dataset)
+            run.write_manifest("running")
+            try:
+                yield run
+            except KeyboardInterrupt:
+                run.write_manifest("interrupted")
+                raise
+            except BaseException as exc:
+                run.write_manifest("interrupted" if isinstance(exc, SystemExit) else "failed")
+                raise
+            run.write_manifest("ok")
+        finally:
+            lock.release()
+
+    def sync(
+        self,
+        start: dt.date | str,
+        end: dt.date | str,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+        connection: Connection | None = None,
+        tz: str = "UTC",
+        options: FetchOptions | None = None,
+        final_after: float = DEFAULT_FINAL_AFTER_HOURS,
+        progress: ProgressArg = True,
+    ) -> SyncResult:
+        """Fetch what the store lacks for local days ``start`` .. ``end`` and merge it.
+
+        Parameters
+        ----------
+        start, end
+            Inclusive calendar days in ``tz`` (``date`` or ``"YYYY-MM-DD"``).
+        url, token, connection
+            Where to fetch from, as for :func:`prismatic_usage.fetch_usage`.
+        tz
+            IANA zone of the days; the store itself keeps whole UTC days.
+        options
+            Fetch tuning (:class:`FetchOptions`).
+        final_after
+            Hours after its end from which a day is final: never fetched again.
+            Days not yet final are fetched on every sync and their rows replaced
+            (differences are recorded in ``changes/``).
+        progress
+            As for :func:`prismatic_usage.fetch_usage`.
+
+        Raises
+        ------
+        StoreLockedError
+            Another run holds the store.
+        """
+        with self.run() as run:
+            return run.sync(
+                start,
+                end,
+                url=url,
+                token=token,
+                connection=connection,
+                tz=tz,
+                options=options,
+                final_after=final_after,
+                progress=progress,
+            )
+
+    def records(self, start: dt.date | str, end: dt.date | str, *, tz: str = "UTC") -> UsageRecords:
+        """The stored records for local days ``start`` .. ``end`` in ``tz`` (no network).
+
+        Parameters
+        ----------
+        start, end
+            Inclusive calendar days in ``tz``.
+        tz
+            IANA zone whose midnights bound the days.
+        """
+        first, last = resolve_days(start, end, tz)
+        return self._dataset.records(first, last, tz)
+
+    def info(self) -> StoreInfo:
+        """What the store holds (what ``python -m prismatic_usage store info`` prints)."""
+        return self._dataset.info()
+
+
+@dataclass
+class StoreRun:
+    """One locked run on a store: its syncs, its outputs, its manifest."""
+
+    dataset: UsageDataset
+    run_id: str = field(
+        default_factory=lambda: (
+            dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ") + f"-{secrets.token_hex(3)}"
+        )
+    )
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    manifest: dict[str, object] = field(default_factory=dict)
+    files: dict[Path, None] = field(default_factory=dict)
+
+    def sync(
+        self,
+        start: dt.date | str,
+        end: dt.date | str,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+        connection: Connection | None = None,
+        tz: str = "UTC",
+        options: FetchOptions | None = None,
+        final_after: float = DEFAULT_FINAL_AFTER_HOURS,
+        progress: ProgressArg = True,
+    ) -> SyncResult:
+        """See :meth:`UsageStore.sync`."""
+        request = FetchRequest.resolve(start, end, url, token, connection, tz, options)
+        self.manifest.update(_request_manifest(request, final_after))
+        self.write_manifest("running")
+        return run_sync(self._sync(request, final_after, progress))
+
+    async def _sync(
+        self, request: FetchRequest, final_after: float, progress: ProgressArg
+    ) -> SyncResult:
+        began = time.monotonic()
+        recovered = self.dataset.recover(now=self.started)
+        org_done, entity_done = self.dataset.completed()
+        plan = FetchPlan.incremental(
+            {
+                "snapshots": utc_days_covering(request.start, request.end, request.tz),
+                "metrics": (request.start, request.end),
+            },
+            org_done=org_done,
+            entity_done=entity_done,
+        )
+        journal = Journal(
+            self.dataset.layout.staging,
+            self.run_id,
+            listed_at=self.started,
+            final_before=self.started - dt.timedelta(hours=final_after),
+        )
+        sink = _StoreSink(journal, self.dataset, self.started)
+        sink.result.add(recovered)
+        try:
+            with progress_reporter(progress) as report_progress:
+                planner, counters, max_in_flight = await run_planner(
+                    request, plan, sink, report_progress
+                )
+        except BaseException:
+            sink.flush(commit=True)  # keep every finished stream: the next run resumes
+            self._note(sink.result, None)
+            raise
+        sink.flush(commit=True)
+        stats = fetch_stats(
+            planner, counters, max_in_flight, time.monotonic() - began, rows=planner.rows_received
+        )
+        self._note(sink.result, stats)
+        return SyncResult(
+            run_id=self.run_id,
+            start=request.start,
+            end=request.end,
+            tz=request.tz,
+            fetched_days={kind: tuple(sorted(days)) for kind, days in sink.fetched_days.items()},
+            stats=stats,
+            counts=dict(sink.result.counts),
+            changes=sink.result.changes,
+            changed_days=len({day for _, day in sink.result.changed_days}),
+        )
+
+    def _note(self, result: CommitResult, stats: FetchStats | None) -> None:
+        for path in result.files:
+            self.files[path] = None
+        self.manifest["rows"] = {name: asdict(c) for name, c in result.counts.items()}
+        self.manifest["changes"] = result.changes
+        if stats is not None:
+            self.manifest.update(requests=stats.requests, retries=stats.retries)
+
+    def records(self, start: dt.date, end: dt.date, tz: str) -> UsageRecords:
+        """The stored records for local days ``start`` .. ``end`` in ``tz``."""
+        return self.dataset.records(start, end, tz)
+
+    def add_outputs(self, paths: Sequence[Path]) -> None:
+        """Files this run wrote outside the store (reports), listed in its manifest."""
+        for path in paths:
+            self.files[Path(path)] = None
+
+    def write_manifest(self, outcome: str) -> None:
+        """Write ``runs/<run id>.json`` with the outcome so far (never a credential)."""
+        from . import __version__
+
+        files = []
+        for path in self.files:
+            if path.is_file():
+                files.append({"path": str(path), "sha256": sha256_of(path)})
+        document = {
+            "run_id": self.run_id,
+            "tool": "prismatic-usage",
+            "tool_version": __version__,
+            "store_format_version": FORMAT_VERSION,
+            **self.manifest,
+            "started": self.started.isoformat(),
+            "ended": dt.datetime.now(dt.UTC).isoformat() if outcome != "running" else None,
+            "outcome": outcome,
+            "files": files,
+        }
+        payload = json.dumps(document, indent=2, default=str).encode()
+        atomic_write(self.dataset.layout.runs / f"{self.run_id}.json", lambda fh: fh.write(payload))
+
+
+def _request_manifest(request: FetchRequest, final_after: float) -> dict[str, object]:
+    host = urllib.parse.urlsplit(request.connection.base_url).hostname or ""
+    return {
+        "start_date": request.start.isoformat(),
+        "end_date": request.end.isoformat(),
+        "tz": request.tz,
+        "api_host": host,
+        "final_after_hours": final_after,
+        "options": asdict(request.options),
+    }
