@@ -27,11 +27,15 @@ from .errors import (
     PrismaticUsageError,
     QueryError,
     RetriesExhaustedError,
+    StoreError,
+    StoreLockedError,
 )
 from .export import write_csv, write_parquet, write_reports
 from .frames import customer_instance_frame, instance_compute_frame
 from .records import FetchStats, UsageRecords
 from .report import UsageReport, build_report, fetch_report, fetch_report_async
+from .store.dataset import StoreInfo
+from .usage_store import SyncResult, UsageStore
 
 __version__ = "0.1.0"
 
@@ -51,8 +55,13 @@ __all__ = [
     "PrismaticUsageError",
     "QueryError",
     "RetriesExhaustedError",
+    "StoreError",
+    "StoreInfo",
+    "StoreLockedError",
+    "SyncResult",
     "UsageRecords",
     "UsageReport",
+    "UsageStore",
     "__version__",
     "billing_summary",
     "build_report",

@@ -1,8 +1,8 @@
 """``python -m prismatic_usage`` / ``prismatic-usage``: arguments in, reports out, exit codes.
 
-Exit codes: 0 success, 1 failure (API, network, output), 2 usage error
+Exit codes: 0 success, 1 failure (API, network, output, store), 2 usage error
 (bad arguments, dates, URL), 130 interrupted. The only module that reads argv
-or exits.
+or exits. The arguments themselves are declared in :mod:`prismatic_usage.cli_args`.
 """
 
 from __future__ import annotations
@@ -11,269 +11,32 @@ import argparse
 import contextlib
 import datetime as dt
 import logging
-import math
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from . import config
-from .billing import PERIODS, Prices, billing_summary
+from .billing import Prices, billing_summary
+from .cli_args import UsageError, build_parser, resolve_range
 from .client import estimate_fetch
 from .config import Connection, FetchOptions
 from .errors import ConfigurationError, OutputError, PrismaticUsageError
 from .export import write_reports
-from .report import UsageReport, fetch_report
+from .report import UsageReport, build_report, fetch_report
+from .usage_store import SyncResult, UsageStore
 
 __all__ = ["main"]
 
 log = logging.getLogger("prismatic_usage")
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-DEFAULT_MAX_DAYS = 400
-
-EXAMPLES = """\
-examples:
-  # the built-in sandbox: no token, no network
-  python -m prismatic_usage --demo --start-date 2024-12-01 --end-date 2025-02-13
-
-  # the real API (token from `prism me:token`)
-  export PRISMATIC_API_KEY=$(prism me:token)
-  python -m prismatic_usage --start-date 2024-12-01 --end-date 2025-02-13
-
-  # another region, Parquet too, into ./reports
-  python -m prismatic_usage --url https://app.eu-west-1.prismatic.io \\
-      --start-date 2025-01-01 --end-date 2025-01-31 --format both --output-dir reports
-
-  # a monthly billing summary with prices
-  python -m prismatic_usage --start-date 2025-01-01 --end-date 2025-03-31 --summary \\
-      --price-instance-month 25 --price-gb-second 0.0001 --price-1k-executions 0.50
-
-  # a local sandbox server for experiments (prints its url and token)
-  python -m prismatic_usage sandbox --port 8080
-
-exit codes: 0 ok, 1 failure (API, network, output), 2 usage error, 130 interrupted
-"""
-
-
-class UsageError(ConfigurationError):
-    """A command-line mistake (exit code 2)."""
-
-
-def _iso_date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a valid date; use YYYY-MM-DD, e.g. 2025-02-13"
-        ) from None
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive finite number")
-    return value
-
-
-def _price(text: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a decimal amount, e.g. 12.50") from None
-    if not value.is_finite() or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a non-negative amount")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The report command's arguments."""
-    parser = argparse.ArgumentParser(
-        prog="prismatic-usage",
-        description=(
-            "Fetch Prismatic usage for a date range and write "
-            "customer-instance-data.csv and instance-compute-data.csv."
-        ),
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    dates = parser.add_argument_group("what to fetch")
-    dates.add_argument(
-        "--start-date",
-        type=_iso_date,
-        required=True,
-        metavar="YYYY-MM-DD",
-        help="first day, inclusive",
-    )
-    dates.add_argument(
-        "--end-date",
-        type=_iso_date,
-        required=True,
-        metavar="YYYY-MM-DD",
-        help="last day, inclusive (the whole day is fetched)",
-    )
-    dates.add_argument(
-        "--timezone",
-        "--tz",
-        dest="tz",
-        default="UTC",
-        metavar="ZONE",
-        help="IANA zone whose midnights bound the days (default: UTC)",
-    )
-    dates.add_argument(
-        "--max-days",
-        type=_positive_int,
-        default=DEFAULT_MAX_DAYS,
-        help=f"refuse longer ranges unless --yes (default: {DEFAULT_MAX_DAYS})",
-    )
-    dates.add_argument("--yes", action="store_true", help="accept a range over --max-days")
-
-    source = parser.add_argument_group("where from")
-    source.add_argument(
-        "--url",
-        help="stack URL (default: $PRISMATIC_URL, else "
-        "https://app.prismatic.io); the token comes from $PRISMATIC_API_KEY",
-    )
-    source.add_argument(
-        "--demo",
-        action="store_true",
-        help="use the built-in sandbox with generated data (no token, no network)",
-    )
-
-    output = parser.add_argument_group("output")
-    output.add_argument(
-        "--output-dir",
-        type=Path,
-        default=Path("."),
-        help="where to write the reports (default: current directory)",
-    )
-    output.add_argument(
-        "--format",
-        choices=("csv", "parquet", "both"),
-        default="csv",
-        help="file format (default: csv)",
-    )
-    output.add_argument(
-        "--columns",
-        choices=("default", "extended"),
-        default="default",
-        help="extended adds Customer External ID, Integration Name, Snapshots",
-    )
-    output.add_argument(
-        "--excel-safe",
-        action="store_true",
-        help="prefix formula-like text cells with ' for spreadsheets",
-    )
-
-    billing = parser.add_argument_group("billing summary")
-    billing.add_argument(
-        "--summary",
-        action="store_true",
-        help="also write billing-summary.csv: one row per customer per period",
-    )
-    billing.add_argument(
-        "--period", choices=PERIODS, default="month", help="billing period (default: month)"
-    )
-    billing.add_argument(
-        "--price-instance-month",
-        type=_price,
-        metavar="AMOUNT",
-        help="price of one instance deployed for a whole month",
-    )
-    billing.add_argument(
-        "--price-gb-second",
-        type=_price,
-        metavar="AMOUNT",
-        help="price of one GB-second of execution (1 GB = 1024 MB)",
-    )
-    billing.add_argument(
-        "--price-1k-executions",
-        type=_price,
-        metavar="AMOUNT",
-        help="price of 1,000 executions (successful + failed)",
-    )
-
-    tuning = parser.add_argument_group("tuning (defaults are safe for the real API)")
-    tuning.add_argument(
-        "--concurrency",
-        type=_positive_int,
-        default=config.DEFAULT_CONCURRENCY,
-        help="requests in flight (default: %(default)s)",
-    )
-    tuning.add_argument(
-        "--rate",
-        type=_positive_float,
-        default=None,
-        help="requests per second, lowered on HTTP 429 "
-        f"(default: {config.DEFAULT_REQUESTS_PER_SECOND:g}; unpaced with --demo)",
-    )
-    tuning.add_argument(
-        "--page-size",
-        type=_positive_int,
-        default=config.MAX_PAGE_SIZE,
-        help="nodes per page, at most 100 (default: %(default)s)",
-    )
-    tuning.add_argument(
-        "--pack",
-        type=_positive_int,
-        default=config.DEFAULT_PACK,
-        help="page queries per request; 1 disables packing (default: %(default)s)",
-    )
-    tuning.add_argument(
-        "--no-org-wide",
-        dest="org_wide",
-        action="store_false",
-        help="skip the org-wide attempt; query per customer / instance",
-    )
-    tuning.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=config.DEFAULT_TIMEOUT,
-        help="seconds per request before it is retried (default: %(default)s)",
-    )
-    tuning.add_argument(
-        "--max-retry-seconds",
-        type=_positive_float,
-        default=config.DEFAULT_MAX_RETRY_SECONDS,
-        help="give up on a request failing this long (default: %(default)s)",
-    )
-    tuning.add_argument(
-        "--max-attempts",
-        type=_positive_int,
-        default=config.DEFAULT_MAX_ATTEMPTS,
-        help="attempts per request on transient errors (default: %(default)s)",
-    )
-
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="list customers and instances, estimate requests and time, fetch no metrics",
-    )
-
-    chatter = parser.add_argument_group("messages")
-    chatter.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    chatter.add_argument(
-        "-v", "--verbose", action="store_true", help="log requests and retries; show tracebacks"
-    )
-    return parser
 
 
 def _check_dates(args: argparse.Namespace) -> None:
+    today = dt.datetime.now(config.resolve_zone(args.tz)).date()
+    args.start_date, args.end_date = resolve_range(args, today)
     start: dt.date = args.start_date
     end: dt.date = args.end_date
     config.validate_date_range(start, end)
@@ -283,7 +46,7 @@ def _check_dates(args: argparse.Namespace) -> None:
             f"the range covers {days} days, over --max-days {args.max_days}; "
             "pass --yes to fetch it anyway"
         )
-    if end >= dt.datetime.now(config.resolve_zone(args.tz)).date():
+    if end >= today:
         log.warning("the end date %s is today or later: its numbers are still partial", end)
 
 
@@ -318,13 +81,8 @@ def _prices(args: argparse.Namespace) -> Prices | None:
     return Prices(instance_month=given[0], gb_second=given[1], per_1k_executions=given[2])
 
 
-def _run(args: argparse.Namespace) -> int:
-    config.resolve_zone(args.tz)
-    _check_dates(args)
-    prices = _prices(args)  # a price implies --summary
-    if not args.demo:
-        config.resolve_connection(args.url)  # URL and token problems before any side effect
-    options = FetchOptions(
+def _options(args: argparse.Namespace) -> FetchOptions:
+    return FetchOptions(
         concurrency=args.concurrency,
         requests_per_second=args.rate
         if args.rate is not None or args.demo
@@ -336,6 +94,20 @@ def _run(args: argparse.Namespace) -> int:
         max_attempts=args.max_attempts,
         max_retry_seconds=args.max_retry_seconds,
     )
+
+
+def _run(args: argparse.Namespace) -> int:
+    config.resolve_zone(args.tz)
+    _check_dates(args)
+    prices = _prices(args)  # a price implies --summary
+    if args.demo and args.store is not None:
+        raise UsageError(
+            "--demo generates new data for every range, so it cannot feed a --store; run "
+            "`python -m prismatic_usage sandbox` and point --url at it instead"
+        )
+    if not args.demo:
+        config.resolve_connection(args.url)  # URL and token problems before any side effect
+    options = _options(args)
     if args.dry_run:
         with _connection(args) as connection:
             estimate = estimate_fetch(
@@ -344,18 +116,53 @@ def _run(args: argparse.Namespace) -> int:
         print(estimate.summary())
         return EXIT_OK
     _check_output_dir(args.output_dir)
-    formats = ("csv", "parquet") if args.format == "both" else (args.format,)
     started = time.monotonic()
+    synced: SyncResult | None = None
     with _connection(args) as connection:
-        report: UsageReport = fetch_report(
-            args.start_date,
-            args.end_date,
-            connection=connection,
-            tz=args.tz,
-            options=options,
-            extended=args.columns == "extended",
-            progress=not args.quiet,
+        if args.store is None:
+            report: UsageReport = fetch_report(
+                args.start_date,
+                args.end_date,
+                connection=connection,
+                tz=args.tz,
+                options=options,
+                extended=args.columns == "extended",
+                progress=not args.quiet,
+            )
+            paths = _write(args, report, prices)
+        else:
+            with UsageStore(args.store).run() as run:
+                synced = run.sync(
+                    args.start_date,
+                    args.end_date,
+                    connection=connection,
+                    tz=args.tz,
+                    options=options,
+                    final_after=args.final_after,
+                    progress=not args.quiet,
+                )
+                records = run.records(args.start_date, args.end_date, args.tz)
+                report = build_report(
+                    records.with_stats(synced.stats), extended=args.columns == "extended"
+                )
+                paths = _write(args, report, prices)
+                run.add_outputs(paths)
+    if not args.quiet:
+        for path in paths:
+            print(f"wrote {path}")
+        records = report.records
+        print(
+            f"{records.customers.num_rows} customers, {records.instances.num_rows} instances, "
+            f"{len(report.customer_instances)} + {len(report.instance_compute)} rows, "
+            f"{records.stats.requests} requests, {time.monotonic() - started:.1f} s"
         )
+        if synced is not None:
+            print(synced.summary())
+    return EXIT_OK
+
+
+def _write(args: argparse.Namespace, report: UsageReport, prices: Prices | None) -> list[Path]:
+    """Write the reports (and the billing summary) that the arguments ask for."""
     extra = []
     if prices is not None:
         try:
@@ -372,23 +179,35 @@ def _run(args: argparse.Namespace) -> int:
                 f"billing summary: {exc}; check the --price-* values"
             ) from exc
         extra.append(summary)
-    paths = write_reports(
+    return write_reports(
         report.customer_instances,
         report.instance_compute,
         args.output_dir,
-        formats=formats,
+        formats=("csv", "parquet") if args.format == "both" else (args.format,),
         excel_safe=args.excel_safe,
         extra=extra,
     )
-    if not args.quiet:
-        for path in paths:
-            print(f"wrote {path}")
-        records = report.records
-        print(
-            f"{records.customers.num_rows} customers, {records.instances.num_rows} instances, "
-            f"{len(report.customer_instances)} + {len(report.instance_compute)} rows, "
-            f"{records.stats.requests} requests, {time.monotonic() - started:.1f} s"
-        )
+
+
+def _store_command(arguments: list[str]) -> int:
+    """``store info DIR``: print what a usage store holds."""
+    parser = argparse.ArgumentParser(
+        prog="prismatic-usage store", description="Inspect a usage store."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    info = commands.add_parser("info", help="date ranges, rows, open days, size, last runs")
+    info.add_argument("directory", type=Path, metavar="DIR")
+    try:
+        args = parser.parse_args(arguments)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    try:
+        if not (args.directory / "store.json").is_file():
+            raise UsageError(f"{args.directory} is not a usage store (no store.json in it)")
+        print(UsageStore(args.directory).info().summary())
+    except PrismaticUsageError as exc:
+        print(f"prismatic-usage: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, ConfigurationError) else EXIT_FAILURE
     return EXIT_OK
 
 
@@ -409,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .sandbox.command import run as run_sandbox
 
         return run_sandbox(arguments[1:])
+    if arguments[:1] == ["store"]:
+        return _store_command(arguments[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(arguments)

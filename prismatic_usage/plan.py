@@ -123,6 +123,7 @@ class FetchPlan:
         *,
         org_done: Mapping[str, Iterable[dt.date]],
         entity_done: Mapping[str, Mapping[str, frozenset[dt.date]]],
+        current: Mapping[str, Iterable[str]] | None = None,
     ) -> FetchPlan:
         """UTC days in ``days[kind]`` that are not yet complete.
 
@@ -134,6 +135,10 @@ class FetchPlan:
             Per kind, the days an earlier org-wide fetch completed for everyone.
         entity_done
             Per kind and entity ID, the days completed for that entity alone.
+        current
+            Per kind, the entities the last list named. A day every one of them
+            has completed is not fetched org-wide (an entity new to this run's
+            list still gets its own window).
         """
         needed: dict[str, frozenset[dt.date]] = {}
         org_windows: dict[str, tuple[Window, ...]] = {}
@@ -141,6 +146,13 @@ class FetchPlan:
             first, last = days[kind]
             missing = frozenset(_span(first, last)) - frozenset(org_done.get(kind, ()))
             needed[kind] = missing
+            done_by = entity_done.get(kind, {})
+            entities = list((current or {}).get(kind, ()))
+            if entities:
+                everyone = frozenset.intersection(
+                    *(done_by.get(entity, frozenset()) for entity in entities)
+                )
+                missing -= everyone
             org_windows[kind] = tuple(utc_window(day, day) for day in sorted(missing))
         return cls(org_windows=org_windows, needed=needed, entity_done=entity_done)
 

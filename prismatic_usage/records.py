@@ -9,6 +9,7 @@ above 2**53 stay exact); timestamps are parsed once, at ingest, to UTC microseco
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
@@ -215,6 +216,10 @@ class UsageRecords:
     snapshots: pa.Table = field(default_factory=SNAPSHOT_SCHEMA.empty_table)
     daily_metrics: pa.Table = field(default_factory=DAILY_METRIC_SCHEMA.empty_table)
     stats: FetchStats = field(default_factory=FetchStats)
+
+    def with_stats(self, stats: FetchStats) -> UsageRecords:
+        """The same records with other fetch statistics (e.g. of the sync that stored them)."""
+        return dataclasses.replace(self, stats=stats)
 
     @property
     def row_count(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 
 import pandas as pd
@@ -13,6 +14,7 @@ from .frames import customer_instance_frame, instance_compute_frame
 from .progress import ProgressArg
 from .records import UsageRecords
 from .sync import run_sync
+from .usage_store import DEFAULT_FINAL_AFTER_HOURS, UsageStore
 
 __all__ = ["UsageReport", "fetch_report", "fetch_report_async"]
 
@@ -46,8 +48,25 @@ async def fetch_report_async(
     options: FetchOptions | None = None,
     extended: bool = False,
     progress: ProgressArg = True,
+    store: UsageStore | str | os.PathLike[str] | None = None,
+    final_after: float = DEFAULT_FINAL_AFTER_HOURS,
 ) -> UsageReport:
     """Fetch ``start``..``end`` (inclusive) and build both frames; see :func:`fetch_report`."""
+    if store is not None:
+        usage_store = store if isinstance(store, UsageStore) else UsageStore(store)
+        synced = await usage_store.sync_async(
+            start,
+            end,
+            url=url,
+            token=token,
+            connection=connection,
+            tz=tz,
+            options=options,
+            final_after=final_after,
+            progress=progress,
+        )
+        stored = usage_store.records(synced.start, synced.end, tz=tz)
+        return build_report(stored.with_stats(synced.stats), extended=extended)
     records = await fetch_usage_async(
         start,
         end,
@@ -72,12 +91,20 @@ def fetch_report(
     options: FetchOptions | None = None,
     extended: bool = False,
     progress: ProgressArg = True,
+    store: UsageStore | str | os.PathLike[str] | None = None,
+    final_after: float = DEFAULT_FINAL_AFTER_HOURS,
 ) -> UsageReport:
     """Fetch a date range and return the daily customer-instance and compute frames.
 
     Works in scripts and inside Jupyter (see :func:`prismatic_usage.fetch_usage`
     for the parameters; ``extended`` adds the external ID, integration name and
     snapshot-count columns).
+
+    With ``store`` (a :class:`UsageStore` or its directory), only what the store
+    lacks is fetched (days that ended ``final_after`` hours ago are final and
+    never fetched again) and the frames are built from the store: equal to a
+    fetch without it, plus the usage of customers and instances deleted since
+    the store recorded it.
 
     Examples
     --------
@@ -99,5 +126,7 @@ def fetch_report(
             options=options,
             extended=extended,
             progress=progress,
+            store=store,
+            final_after=final_after,
         )
     )

@@ -193,8 +193,36 @@ class UsageStore:
         StoreLockedError
             Another run holds the store.
         """
+        return run_sync(
+            self.sync_async(
+                start,
+                end,
+                url=url,
+                token=token,
+                connection=connection,
+                tz=tz,
+                options=options,
+                final_after=final_after,
+                progress=progress,
+            )
+        )
+
+    async def sync_async(
+        self,
+        start: dt.date | str,
+        end: dt.date | str,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+        connection: Connection | None = None,
+        tz: str = "UTC",
+        options: FetchOptions | None = None,
+        final_after: float = DEFAULT_FINAL_AFTER_HOURS,
+        progress: ProgressArg = True,
+    ) -> SyncResult:
+        """The ``await``-able :meth:`sync` (same parameters)."""
         with self.run() as run:
-            return run.sync(
+            return await run.sync_async(
                 start,
                 end,
                 url=url,
@@ -252,10 +280,38 @@ class StoreRun:
         progress: ProgressArg = True,
     ) -> SyncResult:
         """See :meth:`UsageStore.sync`."""
+        return run_sync(
+            self.sync_async(
+                start,
+                end,
+                url=url,
+                token=token,
+                connection=connection,
+                tz=tz,
+                options=options,
+                final_after=final_after,
+                progress=progress,
+            )
+        )
+
+    async def sync_async(
+        self,
+        start: dt.date | str,
+        end: dt.date | str,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+        connection: Connection | None = None,
+        tz: str = "UTC",
+        options: FetchOptions | None = None,
+        final_after: float = DEFAULT_FINAL_AFTER_HOURS,
+        progress: ProgressArg = True,
+    ) -> SyncResult:
+        """See :meth:`UsageStore.sync`."""
         request = FetchRequest.resolve(start, end, url, token, connection, tz, options)
         self.manifest.update(_request_manifest(request, final_after))
         self.write_manifest("running")
-        return run_sync(self._sync(request, final_after, progress))
+        return await self._sync(request, final_after, progress)
 
     async def _sync(
         self, request: FetchRequest, final_after: float, progress: ProgressArg
@@ -270,6 +326,7 @@ class StoreRun:
             },
             org_done=org_done,
             entity_done=entity_done,
+            current=self.dataset.current_entities(),
         )
         journal = Journal(
             self.dataset.layout.staging,

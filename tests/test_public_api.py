@@ -19,7 +19,7 @@ def test_every_error_derives_from_the_base_class() -> None:
     errors = [
         getattr(prismatic_usage, name) for name in prismatic_usage.__all__ if name.endswith("Error")
     ]
-    assert len(errors) == 9
+    assert len(errors) == 11
     for error in errors:
         assert issubclass(error, prismatic_usage.PrismaticUsageError)
     assert issubclass(prismatic_usage.ConfigurationError, ValueError)

@@ -711,12 +711,11 @@ def test_command_prints_url_and_token_then_serves() -> None:
 def _packed_org_wide(slots: int = 10) -> tuple[str, dict[str, Any]]:
     """The benchmark's request: ``slots`` aliased org-wide snapshot pages of 100 nodes."""
     text = queries.packed_document((queries.SNAPSHOTS_ORG_WIDE,) * slots).text
-    variables: dict[str, Any] = {
-        "timeGte": "2024-12-01T00:00:00+00:00",
-        "timeLte": "2024-12-31T23:59:59+00:00",
-    }
+    variables: dict[str, Any] = {}
     for i in range(slots):
         variables[f"f{i}"], variables[f"o{i}"] = 100, 100 * i
+        variables[f"timeGte{i}"] = "2024-12-01T00:00:00+00:00"
+        variables[f"timeLte{i}"] = "2024-12-31T23:59:59+00:00"
     return text, variables
 
 
@@ -888,14 +887,17 @@ def test_fast_path_answers_like_graphql_core(text: str) -> None:
 def test_fast_path_answers_like_graphql_core_for_every_packed_stream() -> None:
     data = generate_org(seed=3, customers=4, start=dt.date(2024, 12, 1), days=3)
     text = queries.packed_document(queries.STREAMS).text
-    variables: dict[str, Any] = {
+    bounds = {
         "timeGte": "2024-12-01T00:00:00+00:00",
         "timeLte": "2024-12-03T23:59:59+00:00",
         "dateGte": "2024-12-01",
         "dateLte": "2024-12-03",
     }
+    variables: dict[str, Any] = {}
     for i, stream in enumerate(queries.STREAMS):
         variables[f"f{i}"], variables[f"o{i}"] = 50, 0
+        for _, name in stream.range_args:
+            variables[f"{name}{i}"] = bounds[name]
         if stream.entity_arg == "customer":
             variables[f"e{i}"] = data.customers[0].id
         elif stream.entity_arg == "instance":

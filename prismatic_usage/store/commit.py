@@ -80,8 +80,12 @@ def commit(layout: Layout, batches: Sequence[Batch], *, now: dt.datetime) -> Com
     result = CommitResult()
     if not batches:
         return result
-    customers = _merged_entities(layout.customers, CUSTOMER_SCHEMA, "customer_id", batches)
-    instances = _merged_entities(layout.instances, INSTANCE_SCHEMA, "instance_id", batches)
+    customers = _merged_entities(
+        layout.customers, CUSTOMER_SCHEMA, "customer_id", batches, result.counts["customers"]
+    )
+    instances = _merged_entities(
+        layout.instances, INSTANCE_SCHEMA, "instance_id", batches, result.counts["instances"]
+    )
     known = {
         "snapshots": customers.column("customer_id"),
         "metrics": instances.column("instance_id"),
@@ -105,8 +109,6 @@ def commit(layout: Layout, batches: Sequence[Batch], *, now: dt.datetime) -> Com
         result.counts[USAGE_TABLES[kind].name] = merge.counts
         result.files.extend(merge.write())
         result.changed_days |= merge.changed_days
-    result.counts["customers"].added = customers.num_rows
-    result.counts["instances"].added = instances.num_rows
     _mark_complete(layout, batches)
     result.files.append(layout.complete)
     discard(batches)
@@ -114,7 +116,7 @@ def commit(layout: Layout, batches: Sequence[Batch], *, now: dt.datetime) -> Com
 
 
 def _merged_entities(
-    path: Path, schema: pa.Schema, id_column: str, batches: Sequence[Batch]
+    path: Path, schema: pa.Schema, id_column: str, batches: Sequence[Batch], counts: TableCounts
 ) -> pa.Table:
     """The entity table after every list in ``batches``: names as last seen, first/last seen."""
     kind = "customers" if id_column == "customer_id" else "instances"
@@ -147,6 +149,16 @@ def _merged_entities(
             [seen.as_py()] * listed.num_rows, schema.field("last_seen").type
         )
         fresh = pa.table(columns, schema=schema)
+        attributes = [n for n in schema.names if n not in ("first_seen", "last_seen")]
+        before = {row[id_column]: row for row in earlier.select(attributes).to_pylist()}
+        for row in fresh.select(attributes).to_pylist():
+            old = before.get(row[id_column])
+            if old is None:
+                counts.added += 1
+            elif old == row:
+                counts.unchanged += 1
+            else:
+                counts.replaced += 1
         kept = table.filter(
             pc.invert(pc.is_in(table.column(id_column), value_set=listed.column(id_column)))
         )

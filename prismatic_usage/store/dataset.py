@@ -94,6 +94,22 @@ class UsageDataset:
         remove_temporaries(self.layout.root)
         return commit(self.layout, staged_batches(self.layout.staging), now=now)
 
+    def current_entities(self) -> dict[str, frozenset[str]]:
+        """Per fetcher kind, the customers / instances the most recent list named."""
+        current: dict[str, frozenset[str]] = {}
+        for kind, path, schema, column in (
+            ("snapshots", self.layout.customers, CUSTOMER_SCHEMA, "customer_id"),
+            ("metrics", self.layout.instances, INSTANCE_SCHEMA, "instance_id"),
+        ):
+            table = self._entities(path, schema)
+            if not table.num_rows:
+                current[kind] = frozenset()
+                continue
+            latest = pc.max(table.column("last_seen"))
+            newest = table.filter(pc.equal(table.column("last_seen"), latest))
+            current[kind] = frozenset(newest.column(column).to_pylist())
+        return current
+
     def completed(
         self,
     ) -> tuple[dict[str, set[dt.date]], dict[str, dict[str, frozenset[dt.date]]]]:
