@@ -104,6 +104,10 @@ class FetchPlan:
     needed: Mapping[str, frozenset[dt.date]]
     entity_done: Mapping[str, Mapping[str, frozenset[dt.date]]] = field(default_factory=dict)
     whole_window: Window | None = None
+    #: Per kind, every day asked for and the entities the store has ever seen:
+    #: an entity it has never seen gets its whole history fetched once.
+    requested: Mapping[str, frozenset[dt.date]] = field(default_factory=dict)
+    known: Mapping[str, frozenset[str]] | None = None
 
     @classmethod
     def whole(cls, start: dt.date, end: dt.date, tz: str) -> FetchPlan:
@@ -124,6 +128,7 @@ class FetchPlan:
         org_done: Mapping[str, Iterable[dt.date]],
         entity_done: Mapping[str, Mapping[str, frozenset[dt.date]]],
         current: Mapping[str, Iterable[str]] | None = None,
+        known: Mapping[str, frozenset[str]] | None = None,
     ) -> FetchPlan:
         """UTC days in ``days[kind]`` that are not yet complete.
 
@@ -139,12 +144,18 @@ class FetchPlan:
             Per kind, the entities the last list named. A day every one of them
             has completed is not fetched org-wide (an entity new to this run's
             list still gets its own window).
+        known
+            Per kind, every entity the store has seen; one it has not gets all
+            requested days fetched for it alone, unless this run's org-wide
+            fetch covers them.
         """
         needed: dict[str, frozenset[dt.date]] = {}
+        requested: dict[str, frozenset[dt.date]] = {}
         org_windows: dict[str, tuple[Window, ...]] = {}
         for kind in KINDS:
             first, last = days[kind]
-            missing = frozenset(_span(first, last)) - frozenset(org_done.get(kind, ()))
+            requested[kind] = frozenset(_span(first, last))
+            missing = requested[kind] - frozenset(org_done.get(kind, ()))
             needed[kind] = missing
             done_by = entity_done.get(kind, {})
             entities = list((current or {}).get(kind, ()))
@@ -154,7 +165,13 @@ class FetchPlan:
                 )
                 missing -= everyone
             org_windows[kind] = tuple(utc_window(day, day) for day in sorted(missing))
-        return cls(org_windows=org_windows, needed=needed, entity_done=entity_done)
+        return cls(
+            org_windows=org_windows,
+            needed=needed,
+            entity_done=entity_done,
+            requested=requested,
+            known=known,
+        )
 
     def entity_windows(
         self, kind: str, entity: str, *, covered: Iterable[dt.date] = ()
@@ -170,7 +187,10 @@ class FetchPlan:
         covered
             Days an org-wide fetch of this run already returned for everyone.
         """
-        missing = self.needed[kind] - self.entity_done.get(kind, {}).get(entity, frozenset())
+        if self.known is not None and entity not in self.known.get(kind, frozenset()):
+            missing = self.requested[kind]
+        else:
+            missing = self.needed[kind] - self.entity_done.get(kind, {}).get(entity, frozenset())
         missing -= frozenset(covered)
         if not missing:
             return []

@@ -327,6 +327,7 @@ class StoreRun:
             org_done=org_done,
             entity_done=entity_done,
             current=self.dataset.current_entities(),
+            known=self.dataset.known_entities(),
         )
         journal = Journal(
             self.dataset.layout.staging,

@@ -698,3 +698,41 @@ def test_no_range_at_all_is_a_usage_error() -> None:
     args = argparse.Namespace(start_date=None, end_date=None, last_days=None, month=None)
     with pytest.raises(UsageError):
         resolve_range(args, dt.date(2025, 1, 1))
+
+
+@pytest.mark.parametrize("org_wide", [True, False])
+def test_a_new_customer_and_instance_get_their_history_fetched_once(
+    tmp_path: Path, small_org: OrgData, make_sandbox: Callable[..., Sandbox], org_wide: bool
+) -> None:
+    """A customer (with an instance) the store never saw gets every requested day, once."""
+    newcomer = generate_org(seed=99, customers=1, start=DATA_START, days=8, system_customers=0)
+    customer = newcomer.customers[0]
+    instances = [i for i in newcomer.instances if i.customer_id == customer.id and not i.is_system]
+    assert instances and any(m.instance_id == instances[0].id for m in newcomer.daily_metrics)
+    grown = OrgData(
+        customers=[*small_org.customers, customer],
+        integrations=[*small_org.integrations, *newcomer.integrations],
+        instances=[*small_org.instances, *newcomer.instances],
+        snapshots=[*small_org.snapshots, *newcomer.snapshots],
+        daily_metrics=[*small_org.daily_metrics, *newcomer.daily_metrics],
+    )
+    store = UsageStore(tmp_path / "store")
+    before = make_sandbox(data=small_org, refuse_org_wide_snapshots=not org_wide)
+    store.sync(day(0), day(5), url=before.url, token=before.token, options=FAST, progress=False)
+    after = make_sandbox(data=grown, refuse_org_wide_snapshots=not org_wide)
+    kwargs = {"url": after.url, "token": after.token, "options": FAST, "progress": False}
+    store.sync(day(0), day(5), **kwargs)  # type: ignore[arg-type]
+    asked = {
+        str(c.arguments.get("customer") or c.arguments.get("instance"))
+        for c in after.stats.calls()
+        if c.field_name.endswith("UsageMetrics")
+    }
+    assert asked - {"None"} == {customer.id, *(i.id for i in instances)}
+    rows = stored(tmp_path / "store", "snapshots").to_pylist()
+    theirs = sorted(r["record_id"] for r in rows if r["customer_id"] == customer.id)
+    assert theirs == sorted(
+        s.id for s in newcomer.snapshots if s.snapshot_time.date() <= DATA_START + dt.timedelta(5)
+    )
+    after.reset_stats()
+    store.sync(day(0), day(5), **kwargs)  # type: ignore[arg-type]
+    assert usage_days(after) == set()  # once: the third run fetches no usage

@@ -94,6 +94,21 @@ class UsageDataset:
         remove_temporaries(self.layout.root)
         return commit(self.layout, staged_batches(self.layout.staging), now=now)
 
+    def known_entities(self) -> dict[str, frozenset[str]]:
+        """Per fetcher kind, every customer / instance the store has seen."""
+        return {
+            "snapshots": frozenset(
+                self._entities(self.layout.customers, CUSTOMER_SCHEMA)
+                .column("customer_id")
+                .to_pylist()
+            ),
+            "metrics": frozenset(
+                self._entities(self.layout.instances, INSTANCE_SCHEMA)
+                .column("instance_id")
+                .to_pylist()
+            ),
+        }
+
     def current_entities(self) -> dict[str, frozenset[str]]:
         """Per fetcher kind, the customers / instances the most recent list named."""
         current: dict[str, frozenset[str]] = {}
