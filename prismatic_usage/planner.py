@@ -21,11 +21,8 @@ import asyncio
 import datetime as dt
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
-
-import pyarrow as pa
 
 from . import queries
 from .config import FetchOptions
@@ -34,86 +31,23 @@ from .pacing import RequestGate
 from .pages import KIND_OF_STREAM, checked_page, messages, node_columns, without_duplicates
 from .plan import FetchPlan, Window
 from .queries import Stream
-from .records import (
-    CUSTOMER_SCHEMA,
-    DAILY_METRIC_SCHEMA,
-    INSTANCE_SCHEMA,
-    SNAPSHOT_SCHEMA,
-    TableBuilder,
-)
+from .records import TableBuilder
 from .session import Answer, ApiSession, RequestTooLarge
+from .units import (
+    SCHEMAS,
+    Claim,
+    FetchProgress,
+    PageUnit,
+    ProgressCallback,
+    StreamKey,
+    StreamResult,
+    StreamSink,
+    StreamState,
+)
 
 __all__ = ["FetchProgress", "PageUnit", "Planner", "ProgressCallback", "StreamResult", "StreamSink"]
 
 log = logging.getLogger(__name__)
-
-_MAX_REQUEUES = 3
-
-
-@dataclass(frozen=True)
-class FetchProgress:
-    """A progress report, sent after every request (rows as received, system records included)."""
-
-    entities_done: int
-    entities_total: int
-    requests: int
-    rows: int
-
-
-ProgressCallback = Callable[[FetchProgress], None]
-
-
-@dataclass(frozen=True)
-class StreamResult:
-    """Every record of one finished stream, checked complete and without duplicates.
-
-    ``kind`` is ``customers``, ``instances``, ``snapshots`` or ``metrics``;
-    ``entity`` the customer / instance a per-entity stream is scoped to (None
-    for lists and org-wide streams); ``window`` the days a usage stream covered.
-    """
-
-    kind: str
-    org_wide: bool
-    entity: str | None
-    window: Window | None
-    table: pa.Table
-
-
-StreamSink = Callable[[StreamResult], None]
-
-_SCHEMAS = {
-    "customers": CUSTOMER_SCHEMA,
-    "instances": INSTANCE_SCHEMA,
-    "snapshots": SNAPSHOT_SCHEMA,
-    "metrics": DAILY_METRIC_SCHEMA,
-}
-
-
-@dataclass(frozen=True)
-class PageUnit:
-    """One page of one stream: what a single alias in a packed request fetches."""
-
-    stream: Stream
-    entity: str | None
-    offset: int
-    first: int
-    window: Window | None = None
-    #: The first page of an org-wide stream, which the server may refuse. Probes
-    #: travel alone: a refused non-null root field nulls the whole answer, and
-    #: its siblings would have to be fetched again.
-    is_probe: bool = False
-
-    @property
-    def key(self) -> _StreamKey:
-        return (self.stream.name, self.entity, self.window)
-
-    def describe(self) -> str:
-        scope = f" of {self.stream.entity_arg} {self.entity}" if self.entity else ""
-        return f"{self.stream.name}{scope} (offset {self.offset})"
-
-
-_StreamKey = tuple[str, str | None, Window | None]
-
 
 # Slots are filled in this order, so one document serves every pack of the same mix.
 _STREAM_ORDER = {stream.name: i for i, stream in enumerate(queries.STREAMS)}
@@ -121,29 +55,7 @@ _ORG_STREAMS = {"snapshots": queries.SNAPSHOTS_ORG_WIDE, "metrics": queries.METR
 _ENTITY_STREAMS = {"snapshots": queries.SNAPSHOTS, "metrics": queries.METRICS}
 _LIST_OF_KIND = {"snapshots": queries.CUSTOMERS.name, "metrics": queries.INSTANCES.name}
 
-
-@dataclass(frozen=True)
-class _Claim:
-    """What a worker reserved before waiting for its turn."""
-
-    probe: bool
-    count: int
-    limit: int
-    trial: bool
-
-
-@dataclass
-class _StreamState:
-    """Paging state of one (stream, entity): the one place that decides when it is done."""
-
-    total: int | None = None
-    planned_until: int = 0
-    outstanding: int = 0
-    builder: TableBuilder | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.total is not None and self.outstanding == 0
+_MAX_REQUEUES = 3
 
 
 class Planner:
@@ -180,7 +92,7 @@ class Planner:
         self._probes: deque[PageUnit] = deque()
         self._claimed_probes = 0
         self._requeues: dict[PageUnit, int] = {}
-        self._states: dict[_StreamKey, _StreamState] = {}
+        self._states: dict[StreamKey, StreamState] = {}
         self._busy = 0
         self._wake = asyncio.Condition()
         # Whether each usage kind runs org-wide; a refused probe turns it off.
@@ -217,13 +129,13 @@ class Planner:
     def _plan_first_page(
         self, stream: Stream, entity: str | None, window: Window | None, *, probe: bool = False
     ) -> None:
-        state = self._states.setdefault((stream.name, entity, window), _StreamState())
+        state = self._states.setdefault((stream.name, entity, window), StreamState())
         state.outstanding += 1
         state.planned_until = self._options.page_size
         self._entities_total += 1
         self._enqueue(PageUnit(stream, entity, 0, self._options.page_size, window, probe))
 
-    def _plan_pages_until(self, unit: PageUnit, state: _StreamState, total: int) -> None:
+    def _plan_pages_until(self, unit: PageUnit, state: StreamState, total: int) -> None:
         size = self._options.page_size
         for offset in range(state.planned_until, total, size):
             state.outstanding += 1
@@ -287,7 +199,7 @@ class Planner:
             return True
         return self._pending() > self._claimed and not self._trial_in_flight
 
-    def _claim(self) -> _Claim:
+    def _claim(self) -> Claim:
         """Reserve work for one request: a probe, or up to a pack of ready units.
 
         Packs no larger than one that already succeeded go freely; a larger one
@@ -296,16 +208,16 @@ class Planner:
         """
         if len(self._probes) > self._claimed_probes:
             self._claimed_probes += 1
-            return _Claim(probe=True, count=1, limit=1, trial=False)
+            return Claim(probe=True, count=1, limit=1, trial=False)
         unclaimed = self._pending() - self._claimed
         trial = unclaimed > self._proven_pack and self.pack > self._proven_pack
         limit = self.pack if trial else self._proven_pack
         count = min(limit, unclaimed)
         self._trial_in_flight = trial
         self._claimed += count
-        return _Claim(probe=False, count=count, limit=limit, trial=trial)
+        return Claim(probe=False, count=count, limit=limit, trial=trial)
 
-    def _take_batch(self, claim: _Claim) -> list[PageUnit]:
+    def _take_batch(self, claim: Claim) -> list[PageUnit]:
         """The units for a claim: its probe, or up to ``limit`` unreserved ready units."""
         if claim.probe:
             self._claimed_probes -= 1
@@ -440,7 +352,7 @@ class Planner:
         self._plan_pages_until(unit, state, total)
         kind = KIND_OF_STREAM[unit.stream.name]
         if state.builder is None:
-            state.builder = TableBuilder(_SCHEMAS[kind])
+            state.builder = TableBuilder(SCHEMAS[kind])
         columns = node_columns(unit.stream.name, unit.entity, nodes, where=where)
         state.builder.append_columns(columns)
         self.rows_received += len(nodes)
@@ -454,7 +366,7 @@ class Planner:
             if unit.stream in (queries.CUSTOMERS, queries.INSTANCES):
                 self._plan_waiting_streams()
 
-    def _stream_finished(self, unit: PageUnit, kind: str, state: _StreamState) -> None:
+    def _stream_finished(self, unit: PageUnit, kind: str, state: StreamState) -> None:
         """Prove a finished stream complete and hand its records to the sink.
 
         Every page was checked to hold exactly what totalCount promised, so a
@@ -463,7 +375,7 @@ class Planner:
         record is an error, never a silently short report.
         """
         what = unit.stream.name if unit.entity is None else unit.describe()
-        builder = state.builder or TableBuilder(_SCHEMAS[kind])
+        builder = state.builder or TableBuilder(SCHEMAS[kind])
         state.builder = None
         table, dropped = without_duplicates(builder.finish(), what)
         self.duplicates_dropped += dropped

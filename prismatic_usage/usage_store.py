@@ -23,95 +23,20 @@ from pathlib import Path
 from .client import FetchRequest, fetch_stats, resolve_days, run_planner
 from .config import Connection, FetchOptions
 from .plan import FetchPlan, utc_days_covering
-from .planner import StreamResult
 from .progress import ProgressArg, progress_reporter
 from .records import FetchStats, UsageRecords
-from .store.commit import CommitResult, TableCounts
+from .store.commit import CommitResult
 from .store.dataset import StoreInfo, UsageDataset
 from .store.files import StoreLock, atomic_write, sha256_of
 from .store.journal import Journal
 from .store.layout import FORMAT_VERSION
+from .store_sink import StoreSink, SyncResult
 from .sync import run_sync
 
 __all__ = ["DEFAULT_FINAL_AFTER_HOURS", "StoreRun", "SyncResult", "UsageStore"]
 
 #: A day is final once it ended this many hours before the run started.
 DEFAULT_FINAL_AFTER_HOURS = 48.0
-#: Finished streams are journaled at least this often (seconds).
-_FLUSH_SECONDS = 0.5
-#: Staged rows merged into the dataset mid-run beyond this many (bounds memory).
-_COMMIT_ROWS = 2_000_000
-
-
-@dataclass(frozen=True)
-class SyncResult:
-    """What one sync fetched and how it changed the store."""
-
-    run_id: str
-    start: dt.date
-    end: dt.date
-    tz: str
-    fetched_days: dict[str, tuple[dt.date, ...]]
-    stats: FetchStats
-    counts: dict[str, TableCounts]
-    changes: int
-    changed_days: int
-
-    def summary(self) -> str:
-        """One line: requests, rows added and restated values."""
-        added = sum(
-            c.added for name, c in self.counts.items() if name not in ("customers", "instances")
-        )
-        line = (
-            f"store: {self.stats.requests} requests, {added:,} rows added, "
-            f"{sum(len(d) for d in self.fetched_days.values())} stream-days fetched"
-        )
-        if self.changes:
-            line += f"; restated {self.changes:,} values on {self.changed_days} days (see changes/)"
-        return line
-
-
-class _StoreSink:
-    """Receives finished streams from the planner and journals them in small batches.
-
-    Usage streams are held until both entity lists are complete, so a batch
-    never holds usage whose owners are not yet known to the store.
-    """
-
-    def __init__(self, journal: Journal, dataset: UsageDataset, now: dt.datetime) -> None:
-        self._journal = journal
-        self._dataset = dataset
-        self._now = now
-        self._lists: set[str] = set()
-        self._last_flush = time.monotonic()
-        self.fetched_days: dict[str, set[dt.date]] = {"snapshots": set(), "metrics": set()}
-        self.result = CommitResult()
-
-    @property
-    def lists_done(self) -> bool:
-        return self._lists == {"customers", "instances"}
-
-    def __call__(self, result: StreamResult) -> None:
-        self._journal.add(result)
-        if result.kind in ("customers", "instances"):
-            self._lists.add(result.kind)
-        elif result.window is not None:
-            self.fetched_days[result.kind].update(result.window.days())
-        if not self.lists_done:
-            return
-        if self._journal.pending_rows >= _COMMIT_ROWS:
-            self.flush(commit=True)
-        elif time.monotonic() - self._last_flush >= _FLUSH_SECONDS:
-            self.flush(commit=False)
-
-    def flush(self, *, commit: bool) -> None:
-        """Journal what is pending; with ``commit``, merge every batch into the dataset."""
-        if not self.lists_done:
-            return
-        self._journal.flush()
-        self._last_flush = time.monotonic()
-        if commit:
-            self.result.add(self._dataset.recover(now=self._now))
 
 
 class UsageStore:
@@ -335,7 +260,7 @@ class StoreRun:
             listed_at=self.started,
             final_before=self.started - dt.timedelta(hours=final_after),
         )
-        sink = _StoreSink(journal, self.dataset, self.started)
+        sink = StoreSink(journal, self.dataset, self.started)
         sink.result.add(recovered)
         try:
             with progress_reporter(progress) as report_progress:

@@ -1,0 +1,96 @@
+"""Between the fetcher and the store: the sink that journals finished streams, and the result.
+
+The planner hands every finished stream to a :class:`StoreSink`, which batches
+them into the store's crash journal and merges the journal into the dataset
+when asked; :class:`SyncResult` is what a sync reports back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+
+from .planner import StreamResult
+from .records import FetchStats
+from .store.commit import CommitResult, TableCounts
+from .store.dataset import UsageDataset
+from .store.journal import Journal
+
+__all__ = ["StoreSink", "SyncResult"]
+
+#: Finished streams are journaled at least this often (seconds).
+_FLUSH_SECONDS = 0.5
+#: Staged rows merged into the dataset mid-run beyond this many (bounds memory).
+_COMMIT_ROWS = 2_000_000
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What one sync fetched and how it changed the store."""
+
+    run_id: str
+    start: dt.date
+    end: dt.date
+    tz: str
+    fetched_days: dict[str, tuple[dt.date, ...]]
+    stats: FetchStats
+    counts: dict[str, TableCounts]
+    changes: int
+    changed_days: int
+
+    def summary(self) -> str:
+        """One line: requests, rows added and restated values."""
+        added = sum(
+            c.added for name, c in self.counts.items() if name not in ("customers", "instances")
+        )
+        line = (
+            f"store: {self.stats.requests} requests, {added:,} rows added, "
+            f"{sum(len(d) for d in self.fetched_days.values())} stream-days fetched"
+        )
+        if self.changes:
+            line += f"; restated {self.changes:,} values on {self.changed_days} days (see changes/)"
+        return line
+
+
+class StoreSink:
+    """Receives finished streams from the planner and journals them in small batches.
+
+    Usage streams are held until both entity lists are complete, so a batch
+    never holds usage whose owners are not yet known to the store.
+    """
+
+    def __init__(self, journal: Journal, dataset: UsageDataset, now: dt.datetime) -> None:
+        self._journal = journal
+        self._dataset = dataset
+        self._now = now
+        self._lists: set[str] = set()
+        self._last_flush = time.monotonic()
+        self.fetched_days: dict[str, set[dt.date]] = {"snapshots": set(), "metrics": set()}
+        self.result = CommitResult()
+
+    @property
+    def lists_done(self) -> bool:
+        return self._lists == {"customers", "instances"}
+
+    def __call__(self, result: StreamResult) -> None:
+        self._journal.add(result)
+        if result.kind in ("customers", "instances"):
+            self._lists.add(result.kind)
+        elif result.window is not None:
+            self.fetched_days[result.kind].update(result.window.days())
+        if not self.lists_done:
+            return
+        if self._journal.pending_rows >= _COMMIT_ROWS:
+            self.flush(commit=True)
+        elif time.monotonic() - self._last_flush >= _FLUSH_SECONDS:
+            self.flush(commit=False)
+
+    def flush(self, *, commit: bool) -> None:
+        """Journal what is pending; with ``commit``, merge every batch into the dataset."""
+        if not self.lists_done:
+            return
+        self._journal.flush()
+        self._last_flush = time.monotonic()
+        if commit:
+            self.result.add(self._dataset.recover(now=self._now))

@@ -1,0 +1,123 @@
+"""The values the planner works with: page units, stream results, progress reports.
+
+Plain data, no I/O: a :class:`PageUnit` is one page of one stream (what one
+alias of a packed request fetches); a :class:`StreamResult` is every record of
+a finished stream, handed to the planner's sink; :class:`FetchProgress` goes to
+the progress callback after every request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from .plan import Window
+from .queries import Stream
+from .records import (
+    CUSTOMER_SCHEMA,
+    DAILY_METRIC_SCHEMA,
+    INSTANCE_SCHEMA,
+    SNAPSHOT_SCHEMA,
+    TableBuilder,
+)
+
+__all__ = [
+    "FetchProgress",
+    "PageUnit",
+    "ProgressCallback",
+    "StreamKey",
+    "StreamResult",
+    "StreamSink",
+    "StreamState",
+]
+
+
+@dataclass(frozen=True)
+class FetchProgress:
+    """A progress report, sent after every request (rows as received, system records included)."""
+
+    entities_done: int
+    entities_total: int
+    requests: int
+    rows: int
+
+
+ProgressCallback = Callable[[FetchProgress], None]
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """Every record of one finished stream, checked complete and without duplicates.
+
+    ``kind`` is ``customers``, ``instances``, ``snapshots`` or ``metrics``;
+    ``entity`` the customer / instance a per-entity stream is scoped to (None
+    for lists and org-wide streams); ``window`` the days a usage stream covered.
+    """
+
+    kind: str
+    org_wide: bool
+    entity: str | None
+    window: Window | None
+    table: pa.Table
+
+
+StreamSink = Callable[[StreamResult], None]
+
+SCHEMAS = {
+    "customers": CUSTOMER_SCHEMA,
+    "instances": INSTANCE_SCHEMA,
+    "snapshots": SNAPSHOT_SCHEMA,
+    "metrics": DAILY_METRIC_SCHEMA,
+}
+
+
+@dataclass(frozen=True)
+class PageUnit:
+    """One page of one stream: what a single alias in a packed request fetches."""
+
+    stream: Stream
+    entity: str | None
+    offset: int
+    first: int
+    window: Window | None = None
+    #: The first page of an org-wide stream, which the server may refuse. Probes
+    #: travel alone: a refused non-null root field nulls the whole answer, and
+    #: its siblings would have to be fetched again.
+    is_probe: bool = False
+
+    @property
+    def key(self) -> StreamKey:
+        return (self.stream.name, self.entity, self.window)
+
+    def describe(self) -> str:
+        scope = f" of {self.stream.entity_arg} {self.entity}" if self.entity else ""
+        return f"{self.stream.name}{scope} (offset {self.offset})"
+
+
+StreamKey = tuple[str, str | None, Window | None]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a worker reserved before waiting for its turn."""
+
+    probe: bool
+    count: int
+    limit: int
+    trial: bool
+
+
+@dataclass
+class StreamState:
+    """Paging state of one (stream, entity): the one place that decides when it is done."""
+
+    total: int | None = None
+    planned_until: int = 0
+    outstanding: int = 0
+    builder: TableBuilder | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.total is not None and self.outstanding == 0
