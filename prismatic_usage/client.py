@@ -26,6 +26,7 @@ from .config import (
 )
 from .errors import ConfigurationError
 from .pacing import RequestGate
+from .packing import MAX_ROOT_FIELDS
 from .pages import without_duplicates
 from .plan import FetchPlan, local_window
 from .planner import FetchProgress, Planner, ProgressCallback, StreamResult, StreamSink
@@ -318,16 +319,26 @@ class FetchEstimate:
     ) -> FetchEstimate:
         """The estimate for these counts; pure arithmetic, no network."""
         days = (end - start).days + 1
-        page, pack = options.page_size, options.pack
+        page = options.page_size
+        budget = options.pack * page
+        fields = MAX_ROOT_FIELDS if options.pack > 1 else 1
+
+        def packed(units: int, nodes: int) -> int:
+            # A request carries up to ``budget`` nodes in up to ``fields`` root fields.
+            return max(math.ceil(nodes / budget), math.ceil(units / fields)) if units else 0
+
+        metric_pages = instances * math.ceil(days / page)
+        metric_nodes = instances * days  # one row per instance and day
         if options.org_wide:
             snapshot_pages = max(1, math.ceil(customers * 24 * days / page))
-            metric_pages = instances * math.ceil(days / page)
             # Both probes travel alone; the snapshot probe is also a data page.
-            requests = 2 + math.ceil((snapshot_pages - 1 + metric_pages) / pack)
+            requests = 2 + packed(
+                snapshot_pages - 1 + metric_pages, (snapshot_pages - 1) * page + metric_nodes
+            )
         else:
             snapshot_pages = customers * math.ceil(24 * days / page)
-            metric_pages = instances * math.ceil(days / page)
-            requests = math.ceil((snapshot_pages + metric_pages) / pack)
+            snapshot_nodes = customers * 24 * days
+            requests = packed(snapshot_pages + metric_pages, snapshot_nodes + metric_nodes)
         rate = options.requests_per_second
         return cls(
             start=start,

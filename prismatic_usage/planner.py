@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from . import queries
 from .config import FetchOptions
 from .errors import MalformedResponseError, PaginationError, QueryError
 from .pacing import RequestGate
+from .packing import Packing
 from .pages import KIND_OF_STREAM, checked_page, messages, node_columns, without_duplicates
 from .plan import FetchPlan, Window
 from .queries import Stream
@@ -54,6 +56,10 @@ _STREAM_ORDER = {stream.name: i for i, stream in enumerate(queries.STREAMS)}
 _ORG_STREAMS = {"snapshots": queries.SNAPSHOTS_ORG_WIDE, "metrics": queries.METRICS_ORG_WIDE}
 _ENTITY_STREAMS = {"snapshots": queries.SNAPSHOTS, "metrics": queries.METRICS}
 _LIST_OF_KIND = {"snapshots": queries.CUSTOMERS.name, "metrics": queries.INSTANCES.name}
+# The most rows a per-entity stream holds a day: one daily-metrics row per
+# instance; hourly snapshots (25 on a DST day, one more if one lands on each
+# midnight). Only an estimate for packing: a longer page is simply paged on.
+_ROWS_PER_DAY = {queries.METRICS.name: 1, queries.SNAPSHOTS.name: 26}
 
 _MAX_REQUEUES = 3
 
@@ -77,8 +83,7 @@ class Planner:
         self._plan = plan
         self._sink = sink
         self._progress = progress
-        self.pack = options.pack
-        self._proven_pack = 1
+        self._packing = Packing(options.pack, options.page_size)
         self._trial_in_flight = False
         self._claimed = 0
         self.splits = 0
@@ -130,10 +135,15 @@ class Planner:
         self, stream: Stream, entity: str | None, window: Window | None, *, probe: bool = False
     ) -> None:
         state = self._states.setdefault((stream.name, entity, window), StreamState())
+        first = self._options.page_size
+        bound = _ROWS_PER_DAY.get(stream.name)
+        if bound is not None and window is not None:
+            # A per-entity window's size is bounded: ask for what it can hold.
+            first = min(first, bound * len(window.days()))
         state.outstanding += 1
-        state.planned_until = self._options.page_size
+        state.planned_until = first
         self._entities_total += 1
-        self._enqueue(PageUnit(stream, entity, 0, self._options.page_size, window, probe))
+        self._enqueue(PageUnit(stream, entity, 0, first, window, probe))
 
     def _plan_pages_until(self, unit: PageUnit, state: StreamState, total: int) -> None:
         size = self._options.page_size
@@ -199,31 +209,42 @@ class Planner:
             return True
         return self._pending() > self._claimed and not self._trial_in_flight
 
-    def _claim(self) -> Claim:
-        """Reserve work for one request: a probe, or up to a pack of ready units.
+    @property
+    def pack(self) -> int:
+        """The current node budget of a request, in pages."""
+        return self._packing.pack
 
-        Packs no larger than one that already succeeded go freely; a larger one
-        is a trial, sent while the others wait, so that a server with a lower
-        limit refuses one request rather than one per worker. Probes never wait.
+    def _claim(self) -> Claim:
+        """Reserve work for one request: a probe, or the ready units one request can carry.
+
+        Requests no larger than one that already succeeded go freely; a larger
+        one is a trial, sent while the others wait, so that a server with a
+        lower limit refuses one request rather than one per worker. Probes
+        never wait.
         """
         if len(self._probes) > self._claimed_probes:
             self._claimed_probes += 1
-            return Claim(probe=True, count=1, limit=1, trial=False)
+            return Claim(probe=True, count=1, trial=False)
         unclaimed = self._pending() - self._claimed
-        trial = unclaimed > self._proven_pack and self.pack > self._proven_pack
-        limit = self.pack if trial else self._proven_pack
-        count = min(limit, unclaimed)
+        count, nodes = self._packing.fit(self._queued(), unclaimed, trial=True)
+        trial = self._packing.is_trial(count, nodes)
+        if not trial:
+            count, _ = self._packing.fit(self._queued(), unclaimed, trial=False)
         self._trial_in_flight = trial
         self._claimed += count
-        return Claim(probe=False, count=count, limit=limit, trial=trial)
+        return Claim(probe=False, count=count, trial=trial)
+
+    def _queued(self) -> Iterator[PageUnit]:
+        return itertools.chain(self._urgent, self._ready)
 
     def _take_batch(self, claim: Claim) -> list[PageUnit]:
-        """The units for a claim: its probe, or up to ``limit`` unreserved ready units."""
+        """The units for a claim: its probe, or what one request carries of the unreserved."""
         if claim.probe:
             self._claimed_probes -= 1
             return [self._probes.popleft()] if self._probes else []
         self._claimed -= claim.count
-        size = min(claim.limit, self.pack, self._pending() - self._claimed)
+        available = self._pending() - self._claimed
+        size, _ = self._packing.fit(self._queued(), available, trial=claim.trial)
         return [(self._urgent or self._ready).popleft() for _ in range(max(0, size))]
 
     def _enqueue(self, unit: PageUnit) -> None:
@@ -261,7 +282,7 @@ class Planner:
                 request, what=what, splittable=len(batch) > 1, turn_taken=True
             )
             if self._absorb(batch, answer) and trial:
-                self._proven_pack = max(self._proven_pack, len(batch))
+                self._packing.succeeded(batch)
         except RequestTooLarge as exc:
             self._split(batch, str(exc))
         self._report_progress()
@@ -269,16 +290,13 @@ class Planner:
     def _split(self, batch: list[PageUnit], reason: str) -> None:
         """Put a refused pack back, and pack fewer units per request from now on."""
         self.splits += 1
-        # Halve below the refused size, even under a size that once succeeded
-        # (servers also refuse for time or load): every split shrinks the pack,
-        # so a unit is split back at most log2(K) times before it travels alone.
-        self.pack = min(self.pack, max(1, len(batch) // 2))
-        self._proven_pack = min(self._proven_pack, self.pack)
+        self._packing.refused(batch)
         log.info(
-            "server refused %d packed pages (%s); packing %d from now on",
+            "server refused %d packed pages (%s); at most %d pages' nodes in %d fields from now on",
             len(batch),
             reason,
             self.pack,
+            self._packing.max_fields,
         )
         self._urgent.extendleft(reversed(batch))
 

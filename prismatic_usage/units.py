@@ -105,7 +105,6 @@ class Claim:
 
     probe: bool
     count: int
-    limit: int
     trial: bool
 
 
