@@ -13,7 +13,11 @@ BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 
 @pytest.mark.parametrize(
     ("script", "expected"),
-    [("fetch.py", "(c) library, defaults"), ("frames.py", "snapshots/s")],
+    [
+        ("fetch.py", "(c) library, defaults"),
+        ("frames.py", "snapshots/s"),
+        ("store.py", "identical to a fetch without a store"),
+    ],
 )
 def test_benchmark_smoke_run(script: str, expected: str) -> None:
     result = subprocess.run(

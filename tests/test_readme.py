@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -17,13 +18,21 @@ def _blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
 
 
-def test_the_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (example,) = _blocks("python")
+def test_the_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every python block, in order, in one namespace (later ones build on the first)."""
+    blocks = _blocks("python")
+    assert len(blocks) == 2
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {}
-    exec(compile(example, "README.md", "exec"), namespace)
+    for example in blocks:
+        exec(compile(example, "README.md", "exec"), namespace)
     report = namespace["report"]
     assert len(report.customer_instances) > 0  # type: ignore[attr-defined]
+    again = namespace["again"]
+    day = dt.date(2024, 12, 16)
+    assert again.fetched_days == {"snapshots": (day,), "metrics": (day,)}  # type: ignore[attr-defined]
+    stored = namespace["stored"]
+    assert stored.customer_instances["Date"].max() == day  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("spec", [CUSTOMER_INSTANCE, INSTANCE_COMPUTE, BILLING_SUMMARY])
