@@ -20,7 +20,9 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
 import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -550,8 +552,6 @@ def test_the_dataset_has_one_schema_in_every_file_empty_partitions_included(
 def test_duckdb_and_polars_read_the_store_and_get_the_frames_sums_exactly(
     tmp_path: Path, small_org: OrgData, make_sandbox: Callable[..., Sandbox]
 ) -> None:
-    duckdb = pytest.importorskip("duckdb")
-    pl = pytest.importorskip("polars")
     sb = make_sandbox(data=small_org)
     root = tmp_path / "store"
     report = fetch_report(
