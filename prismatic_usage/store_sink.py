@@ -11,6 +11,7 @@ import datetime as dt
 import time
 from dataclasses import dataclass
 
+from .errors import StoreError
 from .planner import StreamResult
 from .records import FetchStats
 from .store.commit import CommitResult, TableCounts
@@ -66,6 +67,7 @@ class StoreSink:
         self._now = now
         self._lists: set[str] = set()
         self._last_flush = time.monotonic()
+        self._committed_rows = 0
         self.fetched_days: dict[str, set[dt.date]] = {"snapshots": set(), "metrics": set()}
         self.result = CommitResult()
 
@@ -81,16 +83,31 @@ class StoreSink:
             self.fetched_days[result.kind].update(result.window.days())
         if not self.lists_done:
             return
-        if self._journal.pending_rows >= _COMMIT_ROWS:
+        uncommitted = self._journal.rows_staged + self._journal.pending_rows - self._committed_rows
+        if uncommitted >= _COMMIT_ROWS:
             self.flush(commit=True)
         elif time.monotonic() - self._last_flush >= _FLUSH_SECONDS:
             self.flush(commit=False)
 
     def flush(self, *, commit: bool) -> None:
-        """Journal what is pending; with ``commit``, merge every batch into the dataset."""
+        """Journal what is pending; with ``commit``, merge every batch into the dataset.
+
+        Raises
+        ------
+        StoreError
+            The store cannot be written (no space, no permission).
+        """
         if not self.lists_done:
             return
-        self._journal.flush()
-        self._last_flush = time.monotonic()
-        if commit:
-            self.result.add(self._dataset.recover(now=self._now))
+        root = self._dataset.layout.root
+        try:
+            self._journal.flush()
+            self._last_flush = time.monotonic()
+            if commit:
+                self.result.add(self._dataset.recover(now=self._now))
+                self._committed_rows = self._journal.rows_staged
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write to the store {root}: {exc.strerror or exc}; "
+                "check its free space and permissions (what was merged is kept)"
+            ) from exc

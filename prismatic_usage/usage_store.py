@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import secrets
 import time
@@ -34,6 +35,8 @@ from .store_sink import StoreSink, SyncResult
 from .sync import run_sync
 
 __all__ = ["DEFAULT_FINAL_AFTER_HOURS", "StoreRun", "SyncResult", "UsageStore"]
+
+log = logging.getLogger(__name__)
 
 #: A day is final once it ended this many hours before the run started.
 DEFAULT_FINAL_AFTER_HOURS = 48.0
@@ -268,7 +271,10 @@ class StoreRun:
                     request, plan, sink, report_progress
                 )
         except BaseException:
-            sink.flush(commit=True)  # keep every finished stream: the next run resumes
+            try:  # keep every finished stream: the next run resumes from them
+                sink.flush(commit=True)
+            except Exception:  # the fetch's own error is the one to report
+                log.warning("could not merge the finished streams", exc_info=True)
             self._note(sink.result, None)
             raise
         sink.flush(commit=True)

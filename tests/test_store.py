@@ -446,7 +446,7 @@ def test_a_commit_that_fails_halfway_is_finished_by_the_next_run(
         real_write(path, table)
 
     monkeypatch.setattr(commit_module, "write_parquet_atomically", failing_write)
-    with pytest.raises(OSError):
+    with pytest.raises(StoreError, match="No space left on device"):
         broken.sync(day(0), day(5), **kwargs)  # type: ignore[arg-type]
     monkeypatch.setattr(commit_module, "write_parquet_atomically", real_write)
     assert list((tmp_path / "broken" / "_staging").glob("*/*"))  # the batch waits
@@ -736,3 +736,38 @@ def test_a_new_customer_and_instance_get_their_history_fetched_once(
     after.reset_stats()
     store.sync(day(0), day(5), **kwargs)  # type: ignore[arg-type]
     assert usage_days(after) == set()  # once: the third run fetches no usage
+
+
+def test_commits_during_a_long_run_give_the_same_store(
+    tmp_path: Path,
+    small_org: OrgData,
+    make_sandbox: Callable[..., Sandbox],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Merging every few hundred rows mid-run (memory stays bounded) changes nothing."""
+    from prismatic_usage import store_sink
+
+    sb = make_sandbox(data=small_org, refuse_org_wide_snapshots=True)
+    kwargs = {"url": sb.url, "token": sb.token, "options": FAST, "progress": False}
+    UsageStore(tmp_path / "once").sync(day(0), day(7), **kwargs)  # type: ignore[arg-type]
+    monkeypatch.setattr(store_sink, "_COMMIT_ROWS", 300)
+    monkeypatch.setattr(store_sink, "_FLUSH_SECONDS", 0.0)
+    from prismatic_usage.store.dataset import UsageDataset
+
+    merges = []
+    real_recover = UsageDataset.recover
+
+    def counting_recover(self: UsageDataset, *, now: dt.datetime) -> object:
+        merges.append(now)
+        return real_recover(self, now=now)
+
+    monkeypatch.setattr(UsageDataset, "recover", counting_recover)
+    often = UsageStore(tmp_path / "often").sync(day(0), day(7), **kwargs)  # type: ignore[arg-type]
+    assert len(merges) >= 4  # the recovery at the start, several mid-run, the last
+    assert len(list((tmp_path / "often" / "runs").glob("*.json"))) == 1
+    assert often.counts["snapshots"].added == stored(tmp_path / "once", "snapshots").num_rows
+    for table in ("snapshots", "daily_metrics"):
+        assert stored(tmp_path / "often", table).equals(stored(tmp_path / "once", table))
+    assert pq.read_table(tmp_path / "often" / "_state" / "complete.parquet").num_rows == (
+        pq.read_table(tmp_path / "once" / "_state" / "complete.parquet").num_rows
+    )

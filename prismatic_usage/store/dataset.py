@@ -57,6 +57,8 @@ class UsageDataset:
     def __init__(self, root: Path, *, create: bool = True) -> None:
         self.layout = Layout(root)
         marker = self.layout.marker
+        if root.exists() and not root.is_dir():
+            raise StoreError(f"{root} is a file, not a store directory; choose a directory")
         if marker.is_file():
             self._check_marker()
         elif root.is_dir() and any(root.iterdir()):
