@@ -15,7 +15,7 @@ from pathlib import Path
 from . import config
 from .billing import PERIODS
 from .errors import ConfigurationError
-from .usage_store import DEFAULT_FINAL_AFTER_HOURS
+from .usage_store import DEFAULT_FINAL_AFTER_HOURS, MAX_FINAL_AFTER_HOURS
 
 __all__ = ["DEFAULT_MAX_DAYS", "EXAMPLES", "UsageError", "build_parser", "resolve_range"]
 
@@ -91,6 +91,13 @@ def _non_negative_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not (value >= 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of at least 0")
+    return value
+
+
+def _final_after(text: str) -> float:
+    value = _non_negative_float(text)
+    if value > MAX_FINAL_AFTER_HOURS:
+        raise argparse.ArgumentTypeError(f"{text!r} hours is more than a millennium")
     return value
 
 
@@ -243,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     store.add_argument(
         "--final-after",
-        type=_non_negative_float,
+        type=_final_after,
         default=DEFAULT_FINAL_AFTER_HOURS,
         metavar="HOURS",
         help="a day is final (never fetched again) this long after it ended (default: %(default)g)",

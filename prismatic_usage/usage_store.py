@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .client import FetchRequest, fetch_stats, resolve_days, run_planner
 from .config import Connection, FetchOptions
+from .errors import ConfigurationError
 from .plan import FetchPlan, utc_days_covering
 from .progress import ProgressArg, progress_reporter
 from .records import FetchStats, UsageRecords
@@ -34,7 +35,14 @@ from .store.layout import FORMAT_VERSION
 from .store_sink import StoreSink, SyncResult
 from .sync import run_sync
 
-__all__ = ["DEFAULT_FINAL_AFTER_HOURS", "StoreRun", "SyncResult", "UsageStore"]
+__all__ = [
+    "DEFAULT_FINAL_AFTER_HOURS",
+    "MAX_FINAL_AFTER_HOURS",
+    "StoreRun",
+    "SyncResult",
+    "UsageStore",
+    "check_final_after",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +79,7 @@ class UsageStore:
         lock.acquire()
         try:
             run = StoreRun(self._dataset)
+            close_stale_manifests(self._dataset.layout.runs, by=run.run_id)
             run.write_manifest("running")
             try:
                 yield run
@@ -191,7 +200,7 @@ class StoreRun:
         )
     )
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-    manifest: dict[str, object] = field(default_factory=dict)
+    syncs: list[dict[str, object]] = field(default_factory=list)
     files: dict[Path, None] = field(default_factory=dict)
 
     def sync(
@@ -237,7 +246,8 @@ class StoreRun:
     ) -> SyncResult:
         """See :meth:`UsageStore.sync`."""
         request = FetchRequest.resolve(start, end, url, token, connection, tz, options)
-        self.manifest.update(_request_manifest(request, final_after))
+        check_final_after(final_after)
+        self.syncs.append(_request_manifest(request, final_after))
         self.write_manifest("running")
         return await self._sync(request, final_after, progress)
 
@@ -260,6 +270,7 @@ class StoreRun:
         journal = Journal(
             self.dataset.layout.staging,
             self.run_id,
+            folder=f"{self.run_id}.{len(self.syncs)}",
             listed_at=self.started,
             final_before=self.started - dt.timedelta(hours=final_after),
         )
@@ -295,12 +306,14 @@ class StoreRun:
         )
 
     def _note(self, result: CommitResult, stats: FetchStats | None) -> None:
+        """Record the current sync's outcome in the manifest (it is the last in ``syncs``)."""
         for path in result.files:
             self.files[path] = None
-        self.manifest["rows"] = {name: asdict(c) for name, c in result.counts.items()}
-        self.manifest["changes"] = result.changes
+        current = self.syncs[-1]
+        current["rows"] = {name: asdict(c) for name, c in result.counts.items()}
+        current["changes"] = result.changes
         if stats is not None:
-            self.manifest.update(requests=stats.requests, retries=stats.retries)
+            current.update(requests=stats.requests, retries=stats.retries)
 
     def records(self, start: dt.date, end: dt.date, tz: str) -> UsageRecords:
         """The stored records for local days ``start`` .. ``end`` in ``tz``."""
@@ -324,14 +337,72 @@ class StoreRun:
             "tool": "prismatic-usage",
             "tool_version": __version__,
             "store_format_version": FORMAT_VERSION,
-            **self.manifest,
+            **_totals(self.syncs),
+            "syncs": self.syncs,
             "started": self.started.isoformat(),
             "ended": dt.datetime.now(dt.UTC).isoformat() if outcome != "running" else None,
             "outcome": outcome,
             "files": files,
         }
-        payload = json.dumps(document, indent=2, default=str).encode()
-        atomic_write(self.dataset.layout.runs / f"{self.run_id}.json", lambda fh: fh.write(payload))
+        _write_json(self.dataset.layout.runs / f"{self.run_id}.json", document)
+
+
+#: The largest --final-after accepted: a millennium, in hours (far from any date overflow).
+MAX_FINAL_AFTER_HOURS = 24 * 366 * 1000
+
+
+def check_final_after(hours: float) -> None:
+    """``hours`` must be a finite number from 0 to a millennium; ConfigurationError otherwise."""
+    if not (0 <= hours <= MAX_FINAL_AFTER_HOURS):
+        raise ConfigurationError(
+            f"final-after must be between 0 and {MAX_FINAL_AFTER_HOURS} hours, got {hours}"
+        )
+
+
+def _totals(syncs: list[dict[str, object]]) -> dict[str, object]:
+    """The manifest's top level: the last sync's range and settings, every sync's sums."""
+    if not syncs:
+        return {}
+    totals: dict[str, object] = {
+        key: value for key, value in syncs[-1].items() if key not in ("rows", "changes")
+    }
+    rows: dict[str, dict[str, int]] = {}
+    for sync in syncs:
+        per_table = sync.get("rows")
+        if not isinstance(per_table, dict):
+            continue
+        for table, counts in per_table.items():
+            into = rows.setdefault(table, dict.fromkeys(counts, 0))
+            for name, value in counts.items():
+                into[name] += value
+    totals["rows"] = rows
+    for key in ("changes", "requests", "retries"):
+        values = [sync.get(key) for sync in syncs]
+        totals[key] = None if None in values else sum(int(str(v)) for v in values)
+    return totals
+
+
+def close_stale_manifests(runs: Path, *, by: str) -> None:
+    """Mark manifests still ``running`` as ``interrupted``: their run died (we hold the lock)."""
+    if not runs.is_dir():
+        return
+    for path in sorted(runs.glob("*.json")):
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if document.get("outcome") != "running" or document.get("run_id") == by:
+            continue
+        document["outcome"] = "interrupted"
+        document["note"] = (
+            f"stopped without finishing (killed?); run {by} merged what it had journaled"
+        )
+        _write_json(path, document)
+
+
+def _write_json(path: Path, document: dict[str, object]) -> None:
+    payload = json.dumps(document, indent=2, default=str).encode()
+    atomic_write(path, lambda fh: fh.write(payload))
 
 
 def _request_manifest(request: FetchRequest, final_after: float) -> dict[str, object]:

@@ -24,10 +24,17 @@ import duckdb
 import pandas as pd
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute
 import pyarrow.parquet as pq
 import pytest
 
-from prismatic_usage import StoreError, StoreLockedError, UsageStore, fetch_report
+from prismatic_usage import (
+    ConfigurationError,
+    StoreError,
+    StoreLockedError,
+    UsageStore,
+    fetch_report,
+)
 from prismatic_usage.cli_args import UsageError, resolve_range
 from prismatic_usage.config import FetchOptions
 from prismatic_usage.sandbox import OrgData, Sandbox, generate_org
@@ -253,7 +260,7 @@ def test_open_days_are_refetched_replaced_and_restatements_recorded(
     tmp_path: Path, small_org: OrgData, make_sandbox: Callable[..., Sandbox]
 ) -> None:
     store = tmp_path / "store"
-    never_final = ("--final-after", "1000000")  # every day is still open
+    never_final = ("--final-after", "500000")  # every day is still open
     sb = make_sandbox(data=small_org)
     rng = ("--start-date", day(0), "--end-date", day(7))
     assert store_cli(sb, tmp_path, *rng, *never_final, store=store).returncode == 0
@@ -422,7 +429,9 @@ def test_sigkill_at_several_points_then_resume_gives_the_uninterrupted_reports(
     outcomes = [
         json.loads(p.read_text())["outcome"] for p in sorted((store / "runs").glob("*.json"))
     ]
-    assert outcomes[-1] == "ok" and outcomes.count("running") >= 1  # killed runs never finished
+    # Killed runs never finished; the run that merged their journal says so.
+    assert outcomes[-1] == "ok" and outcomes.count("interrupted") >= 2
+    assert "running" not in outcomes
 
 
 def test_a_commit_that_fails_halfway_is_finished_by_the_next_run(
@@ -771,3 +780,133 @@ def test_commits_during_a_long_run_give_the_same_store(
     assert pq.read_table(tmp_path / "often" / "_state" / "complete.parquet").num_rows == (
         pq.read_table(tmp_path / "once" / "_state" / "complete.parquet").num_rows
     )
+
+
+def test_a_kill_while_merged_batches_are_deleted_loses_nothing(
+    tmp_path: Path,
+    small_org: OrgData,
+    make_sandbox: Callable[..., Sandbox],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found in review: a batch torn by a kill mid-deletion was merged again as if whole."""
+    from prismatic_usage.store import journal
+
+    sb = make_sandbox(data=small_org)
+    kwargs = {"url": sb.url, "token": sb.token, "options": FAST, "progress": False}
+    UsageStore(tmp_path / "reference").sync(day(0), day(4), **kwargs)  # type: ignore[arg-type]
+    real_rmtree = journal.shutil.rmtree
+
+    def killed_midway(path: Path, **_: object) -> None:
+        for victim in sorted(Path(path).glob("*.parquet"))[:2]:
+            victim.unlink()  # some files are gone ...
+        raise KeyboardInterrupt  # ... when the process dies
+
+    monkeypatch.setattr(journal.shutil, "rmtree", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        UsageStore(tmp_path / "torn").sync(day(0), day(4), **kwargs)  # type: ignore[arg-type]
+    monkeypatch.setattr(journal.shutil, "rmtree", real_rmtree)
+    sb.reset_stats()
+    UsageStore(tmp_path / "torn").sync(day(0), day(4), **kwargs)  # type: ignore[arg-type]
+    for table in ("snapshots", "daily_metrics"):
+        assert stored(tmp_path / "torn", table).equals(stored(tmp_path / "reference", table))
+    assert usage_days(sb) == set()  # everything had been merged before the kill
+    assert not list((tmp_path / "torn" / "_staging").glob("*/*"))
+
+
+def test_two_syncs_in_one_run_keep_both_restatements_and_both_in_the_manifest(
+    tmp_path: Path, small_org: OrgData, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    """Found in review: the second sync's batch names repeated the first's."""
+    store = UsageStore(tmp_path / "store")
+    open_days = 500_000.0
+    first = make_sandbox(data=small_org)
+    store.sync(
+        day(0),
+        day(7),
+        url=first.url,
+        token=first.token,
+        options=FAST,
+        final_after=open_days,
+        progress=False,
+    )
+    restated, _ = _restated(small_org)
+    later = make_sandbox(data=restated)
+    with store.run() as run:
+        one = run.sync(
+            day(0),
+            day(3),
+            url=later.url,
+            token=later.token,
+            options=FAST,
+            final_after=open_days,
+            progress=False,
+        )
+        two = run.sync(
+            day(4),
+            day(7),
+            url=later.url,
+            token=later.token,
+            options=FAST,
+            final_after=open_days,
+            progress=False,
+        )
+        run_id = run.run_id
+    assert one.changes + two.changes == 4
+    recorded = pa.concat_tables(
+        [pq.read_table(p) for p in (tmp_path / "store" / "changes").glob("*.parquet")]
+    )
+    assert recorded.filter(pa.compute.equal(recorded["run_id"], run_id)).num_rows == 4
+    manifest = json.loads((tmp_path / "store" / "runs" / f"{run_id}.json").read_text())
+    assert [(s["start_date"], s["end_date"]) for s in manifest["syncs"]] == [
+        (day(0), day(3)),
+        (day(4), day(7)),
+    ]
+    assert manifest["changes"] == 4
+    assert manifest["requests"] == one.stats.requests + two.stats.requests
+
+
+@pytest.mark.parametrize("org_wide", [True, False])
+def test_a_new_customers_first_rows_on_an_open_day_are_no_restatement(
+    tmp_path: Path, small_org: OrgData, make_sandbox: Callable[..., Sandbox], org_wide: bool
+) -> None:
+    """Found in review: org-wide, a new customer's first rows were logged as restatements."""
+    newcomer = generate_org(seed=99, customers=1, start=DATA_START, days=8, system_customers=0)
+    grown = OrgData(
+        customers=[*small_org.customers, *newcomer.customers],
+        integrations=[*small_org.integrations, *newcomer.integrations],
+        instances=[*small_org.instances, *newcomer.instances],
+        snapshots=[*small_org.snapshots, *newcomer.snapshots],
+        daily_metrics=[*small_org.daily_metrics, *newcomer.daily_metrics],
+    )
+    store = UsageStore(tmp_path / "store")
+    for data in (small_org, grown):
+        sb = make_sandbox(data=data, refuse_org_wide_snapshots=not org_wide)
+        result = store.sync(
+            day(0),
+            day(5),
+            url=sb.url,
+            token=sb.token,
+            options=FAST,
+            final_after=500_000,
+            progress=False,
+        )
+        assert result.changes == 0
+    assert not list((tmp_path / "store" / "changes").glob("*.parquet"))
+
+
+def test_final_after_beyond_a_millennium_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_cli(
+        "--last-days", "3", "--final-after", "1e12", cwd=tmp_path, env={"PRISMATIC_API_KEY": "x"}
+    )
+    assert result.returncode == 2 and "more than a millennium" in result.stderr
+    with pytest.raises(ConfigurationError):
+        UsageStore(tmp_path / "s").sync(
+            day(0), day(1), url="http://127.0.0.1:9", token="t", final_after=-1
+        )
+
+
+def test_a_store_whose_creation_was_killed_can_be_used(tmp_path: Path) -> None:
+    """Found in review: a leftover temporary marker made the folder 'not a store'."""
+    (tmp_path / ".store.json.0a1b2c.tmp").write_text("{")
+    UsageStore(tmp_path)
+    assert json.loads((tmp_path / "store.json").read_text())["version"] == 1

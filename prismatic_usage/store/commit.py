@@ -201,7 +201,6 @@ class _DayMerges:
         self._merged: dict[dt.date, pa.Table] = {}
         self._old_in_scope: dict[dt.date, pa.Table] = {}
         self._new: dict[dt.date, pa.Table] = {}
-        self._whole_day: dict[dt.date, bool] = {}
         for day, scope in sorted(self._scopes.items()):
             new = rows.filter(pc.equal(days, pa.scalar(day, pa.date32())))
             path = layout.partition(usage, day)
@@ -214,7 +213,6 @@ class _DayMerges:
                 )
             )
             self._old_in_scope[day] = old.filter(in_scope)
-            self._whole_day[day] = scope is _ALL
             self._new[day] = new
             kept = old.filter(pc.invert(in_scope))
             merged = pa.concat_tables([kept, new]).sort_by(
@@ -237,15 +235,12 @@ class _DayMerges:
             )
             old_present = pc.is_valid(joined.column("record_id__old"))
             new_present = pc.is_valid(joined.column("record_id__new"))
-            # A row new to an entity (or day) the store already held restates it
-            # (the day grew); the first rows ever fetched for one do not.
+            # A row new to an entity the store already held rows of that day for
+            # restates it (the day grew); the first rows ever fetched for one do not,
+            # whether they came org-wide or per entity.
             restates = pc.or_(
                 old_present,
-                pa.array([self._whole_day[day]] * joined.num_rows, pa.bool_())
-                if self._whole_day[day]
-                else pc.is_in(
-                    joined.column(usage.entity), value_set=old.column(usage.entity).unique()
-                ),
+                pc.is_in(joined.column(usage.entity), value_set=old.column(usage.entity).unique()),
             )
             differs = pa.array([False] * joined.num_rows, pa.bool_())
             for name in usage.values:

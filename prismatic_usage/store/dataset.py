@@ -61,7 +61,7 @@ class UsageDataset:
             raise StoreError(f"{root} is a file, not a store directory; choose a directory")
         if marker.is_file():
             self._check_marker()
-        elif root.is_dir() and any(root.iterdir()):
+        elif root.is_dir() and any(not _is_temporary(p) for p in root.iterdir()):
             raise StoreError(
                 f"{root} is not a usage store (it has no store.json) and is not empty; "
                 "choose a new or empty directory for --store"
@@ -209,8 +209,16 @@ class UsageDataset:
             rows = sum(pq.read_metadata(path).num_rows for _, path in partitions)
             days = [day for day, _ in partitions]
             tables[usage.name] = (days[0] if days else None, days[-1] if days else None, rows)
-            marked = set(org_done[kind]).union(*entity_done.get(kind, {}).values())
-            open_days[usage.name] = [day for day in days if day not in marked]
+            # A day is closed once done org-wide, or done for everyone the last list named.
+            by_entity = entity_done.get(kind, {})
+            current = self.current_entities()[kind]
+            for_everyone = (
+                frozenset.intersection(*(by_entity.get(e, frozenset()) for e in current))
+                if current
+                else frozenset()
+            )
+            closed = set(org_done[kind]) | for_everyone
+            open_days[usage.name] = [day for day in days if day not in closed]
         size = sum(p.stat().st_size for p in layout.root.rglob("*") if p.is_file())
         runs = sorted(layout.runs.glob("*.json")) if layout.runs.is_dir() else []
         last_runs = []
@@ -229,6 +237,11 @@ class UsageDataset:
             bytes_on_disk=size,
             last_runs=last_runs,
         )
+
+
+def _is_temporary(path: Path) -> bool:
+    """A hidden temporary file (a killed write leaves one; it makes no folder a non-store)."""
+    return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
 def _as_records(table: pa.Table, schema: pa.Schema, renames: dict[str, str]) -> pa.Table:

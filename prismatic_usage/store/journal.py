@@ -5,8 +5,10 @@ the journal writes them out as one *batch* (``_staging/<run id>/<n>/``): one
 Parquet file per record kind plus ``units.json``, which says which days of
 which stream (org-wide or one entity) the batch completes. A batch is written
 into ``<n>.partial`` and renamed into place, so it exists whole or not at all.
-Merging (:mod:`.commit`) reads batches in order and deletes them afterwards;
-a run killed in between leaves them for the next run to merge.
+Merging (:mod:`.commit`) reads batches in order and discards them afterwards:
+a batch is first renamed to ``<n>.done`` (atomic), then deleted, so a kill
+while its files are being deleted never leaves a torn batch that looks whole.
+A run killed before the discard leaves whole batches for the next run to merge.
 """
 
 from __future__ import annotations
@@ -17,16 +19,45 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..planner import StreamResult
 from .files import atomic_write, fsync_dir, make_dirs, write_parquet_atomically
 
 __all__ = ["Batch", "Journal", "Unit", "discard", "staged_batches"]
 
 _KINDS = ("customers", "instances", "snapshots", "metrics")
+
+
+class DayWindow(Protocol):
+    """The days a finished stream covered (``prismatic_usage.plan.Window`` is one)."""
+
+    @property
+    def first(self) -> dt.date: ...
+
+    @property
+    def last(self) -> dt.date: ...
+
+
+class FinishedStream(Protocol):
+    """What the journal needs of a finished stream (the planner's ``FinishedStream``)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def org_wide(self) -> bool: ...
+
+    @property
+    def entity(self) -> str | None: ...
+
+    @property
+    def window(self) -> DayWindow | None: ...
+
+    @property
+    def table(self) -> pa.Table: ...
 
 
 @dataclass(frozen=True)
@@ -55,28 +86,39 @@ class Batch:
 
     @property
     def name(self) -> str:
-        return f"{self.run_id}-{self.path.name}"
+        """Unique in the store: the journal folder (one per sync) and the batch number."""
+        return f"{self.path.parent.name}-{self.path.name}"
 
 
 class Journal:
-    """Stages one run's finished streams under ``_staging/<run id>/``."""
+    """Stages one sync's finished streams under ``_staging/<folder>/``.
+
+    ``folder`` is unique per sync (the run ID, and a sync number when one run
+    syncs several times), so batch names never repeat within a store.
+    """
 
     def __init__(
-        self, staging: Path, run_id: str, *, listed_at: dt.datetime, final_before: dt.datetime
+        self,
+        staging: Path,
+        run_id: str,
+        *,
+        folder: str,
+        listed_at: dt.datetime,
+        final_before: dt.datetime,
     ) -> None:
-        self._dir = staging / run_id
+        self._dir = staging / folder
         self._run_id = run_id
         self._listed_at = listed_at
         self._final_before = final_before
         self._seq = 0
-        self._pending: list[StreamResult] = []
+        self._pending: list[FinishedStream] = []
         self.rows_staged = 0
 
     @property
     def pending_rows(self) -> int:
         return sum(result.table.num_rows for result in self._pending)
 
-    def add(self, result: StreamResult) -> None:
+    def add(self, result: FinishedStream) -> None:
         """Keep a finished stream until the next :meth:`flush`."""
         self._pending.append(result)
 
@@ -107,6 +149,7 @@ class Journal:
                 )
         manifest = {
             "run_id": self._run_id,
+            "kinds": [kind for kind in _KINDS if any(r.kind == kind for r in pending)],
             "listed_at": self._listed_at.isoformat(),
             "final_before": self._final_before.isoformat(),
             "units": units,
@@ -121,7 +164,8 @@ def staged_batches(staging: Path) -> list[Batch]:
     """Every complete batch under ``staging``, oldest run and batch first.
 
     Half-written batches (``*.partial``) are deleted: their streams were never
-    acknowledged and will be fetched again.
+    acknowledged, so nothing marks them complete and they will be fetched
+    again. Discarded ones (``*.done``, already merged) are deleted too.
     """
     if not staging.is_dir():
         return []
@@ -130,15 +174,25 @@ def staged_batches(staging: Path) -> list[Batch]:
         if not run_dir.is_dir():
             continue
         for batch_dir in sorted(run_dir.iterdir()):
-            if batch_dir.name.endswith(".partial"):
+            if batch_dir.name.endswith((".partial", ".done")):
                 shutil.rmtree(batch_dir, ignore_errors=True)
             elif batch_dir.is_dir():
-                batches.append(_read_batch(batch_dir))
+                batch = _read_batch(batch_dir)
+                if batch is None:  # not written by this journal whole: never merge it
+                    shutil.rmtree(batch_dir, ignore_errors=True)
+                else:
+                    batches.append(batch)
     return batches
 
 
-def _read_batch(path: Path) -> Batch:
-    manifest = json.loads((path / "units.json").read_text(encoding="utf-8"))
+def _read_batch(path: Path) -> Batch | None:
+    """The batch in ``path``; None if a file it names is missing (never a torn merge)."""
+    try:
+        manifest = json.loads((path / "units.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if any(not (path / f"{kind}.parquet").is_file() for kind in manifest.get("kinds", [])):
+        return None
     tables = {
         kind: pq.read_table(path / f"{kind}.parquet")
         for kind in _KINDS
@@ -163,10 +217,17 @@ def _read_batch(path: Path) -> Batch:
 
 
 def discard(batches: Iterable[Batch]) -> None:
-    """Delete merged batches (and their run folders once empty)."""
+    """Delete merged batches (and their folders once empty).
+
+    Each batch is renamed to ``<n>.done`` first (atomic, made durable), so a
+    kill during the deletion leaves a batch that is never read again.
+    """
     folders = set()
     for batch in batches:
-        shutil.rmtree(batch.path, ignore_errors=True)
+        done = batch.path.with_name(f"{batch.path.name}.done")
+        batch.path.rename(done)
+        fsync_dir(done.parent)
+        shutil.rmtree(done, ignore_errors=True)
         folders.add(batch.path.parent)
     for folder in folders:
         if folder.is_dir() and not any(folder.iterdir()):
