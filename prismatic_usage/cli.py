@@ -1,8 +1,9 @@
 """``python -m prismatic_usage`` / ``prismatic-usage``: arguments in, reports out, exit codes.
 
-Exit codes: 0 success, 1 failure (API, network, output, store), 2 usage error
-(bad arguments, dates, URL), 130 interrupted. The only module that reads argv
-or exits. The arguments themselves are declared in :mod:`prismatic_usage.cli_args`.
+Exit codes (see :func:`exit_code`): 0 ok, 1 unexpected failure, 2 usage error,
+3 the API refused the token, 4 the API or network failed after retries, 5 an
+output could not be written, 6 (``--strict``) written but not clean, 130
+interrupted, 143 terminated. The only module that reads argv or exits. The arguments themselves are declared in :mod:`prismatic_usage.cli_args`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import contextlib
 import datetime as dt
 import logging
+import signal
 import sys
 import tempfile
 import time
@@ -22,7 +24,16 @@ from .billing import Prices, billing_summary
 from .cli_args import UsageError, build_parser, resolve_range
 from .client import estimate_fetch
 from .config import Connection, FetchOptions
-from .errors import ConfigurationError, OutputError, PrismaticUsageError
+from .errors import (
+    APIError,
+    AuthenticationError,
+    ConfigurationError,
+    OutputError,
+    PrismaticUsageError,
+    RetriesExhaustedError,
+    StoreError,
+    StoreLockedError,
+)
 from .export import write_reports
 from .report import UsageReport, build_report, fetch_report
 from .usage_store import SyncResult, UsageStore
@@ -31,7 +42,36 @@ __all__ = ["main"]
 
 log = logging.getLogger("prismatic_usage")
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_TOKEN, EXIT_API, EXIT_OUTPUT, EXIT_NOT_CLEAN = 3, 4, 5, 6
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so it unwinds like Ctrl-C (exit 143)."""
+
+
+def exit_code(exc: BaseException) -> int:
+    """The documented exit code for an error that ended a run (see the module docstring)."""
+    if isinstance(exc, Terminated):
+        return EXIT_TERMINATED
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, ConfigurationError):
+        return EXIT_USAGE
+    if isinstance(exc, AuthenticationError):
+        return EXIT_TOKEN
+    if isinstance(exc, RetriesExhaustedError | APIError):
+        return EXIT_API
+    if isinstance(exc, StoreLockedError):
+        return EXIT_FAILURE
+    if isinstance(exc, OutputError | StoreError):
+        return EXIT_OUTPUT
+    return EXIT_FAILURE
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def _check_dates(args: argparse.Namespace) -> None:
@@ -236,13 +276,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     _configure_logging(args.verbose)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return _run(args)
-    except KeyboardInterrupt:
-        print("prismatic-usage: interrupted; no report written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"prismatic-usage: {what}; no report written", file=sys.stderr)
+        return exit_code(exc)
     except PrismaticUsageError as exc:
         if args.verbose:
             log.exception("failed")
         print(f"prismatic-usage: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, ConfigurationError) else EXIT_FAILURE
+        return exit_code(exc)
+    except Exception as exc:
+        log.debug("unexpected failure", exc_info=True)
+        print(
+            f"prismatic-usage: unexpected error: {type(exc).__name__}: {exc}; "
+            "run with --verbose for a traceback and report it",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    finally:
+        signal.signal(signal.SIGTERM, previous)

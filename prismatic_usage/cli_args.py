@@ -47,7 +47,9 @@ examples:
   # a local sandbox server for experiments (prints its url and token)
   python -m prismatic_usage sandbox --port 8080
 
-exit codes: 0 ok, 1 failure (API, network, output), 2 usage error, 130 interrupted
+exit codes: 0 ok, 1 unexpected failure, 2 usage error, 3 the API refused the token,
+  4 the API or network failed after retries, 5 an output could not be written,
+  6 (--strict) written but not clean, 130 interrupted, 143 terminated
 """
 
 

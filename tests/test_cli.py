@@ -213,7 +213,7 @@ def test_refused_token_fails_cleanly_without_leaking_it(tmp_path: Path, sandbox:
         cwd=tmp_path,
         env={"PRISMATIC_API_KEY": secret},
     )
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert "refused the token" in result.stderr and "prism me:token" in result.stderr
     assert secret not in result.stderr + result.stdout
     assert len(result.stderr.strip().splitlines()) == 1
@@ -222,7 +222,7 @@ def test_refused_token_fails_cleanly_without_leaking_it(tmp_path: Path, sandbox:
 
 def test_missing_token_says_how_to_get_one(tmp_path: Path) -> None:
     result = run_cli("--start-date", "2025-01-01", "--end-date", "2025-01-02", cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert "PRISMATIC_API_KEY" in result.stderr and "prism" in result.stderr
 
 
@@ -328,5 +328,5 @@ def test_a_missing_token_leaves_no_output_directory(tmp_path: Path) -> None:
         "--start-date", "2025-01-01", "--end-date", "2025-01-02", "--output-dir", "reports",
         cwd=tmp_path,
     )  # fmt: skip
-    assert result.returncode == 1 and "PRISMATIC_API_KEY" in result.stderr
+    assert result.returncode == 3 and "PRISMATIC_API_KEY" in result.stderr
     assert not (tmp_path / "reports").exists()

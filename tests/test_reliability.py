@@ -379,7 +379,7 @@ def test_the_token_never_appears_in_any_output(
         cwd=tmp_path,
         env={"PRISMATIC_API_KEY": token + "-wrong"},
     )
-    assert bad.returncode == 1
+    assert bad.returncode == 3
     everything = good.stdout + good.stderr + bad.stdout + bad.stderr
     for path in tmp_path.rglob("*"):
         if path.is_file():
@@ -403,7 +403,7 @@ def test_unreachable_host_fails_fast_with_a_clear_message(tmp_path: Path) -> Non
         cwd=tmp_path,
         env={"PRISMATIC_API_KEY": "x"},
     )
-    assert result.returncode == 1
+    assert result.returncode == 4
     assert "cannot connect to http://127.0.0.1:9" in result.stderr
     assert "Traceback" not in result.stderr
     assert time.monotonic() - began < 30
@@ -427,7 +427,7 @@ def test_unwritable_output_fails_before_any_request(
         cwd=tmp_path,
         env={"PRISMATIC_API_KEY": sb.token},
     )
-    assert result.returncode == 1
+    assert result.returncode == 5
     assert "cannot write to" in result.stderr
     assert sb.stats.requests == 0
 
