@@ -168,6 +168,7 @@ def _run(args: argparse.Namespace) -> int:
                 options=options,
                 extended=args.columns == "extended",
                 progress=not args.quiet,
+                final_after=args.final_after,
             )
             paths = _write(args, report, prices)
         else:
@@ -183,7 +184,9 @@ def _run(args: argparse.Namespace) -> int:
                 )
                 records = run.records(args.start_date, args.end_date, args.tz)
                 report = build_report(
-                    records.with_stats(synced.stats), extended=args.columns == "extended"
+                    records.with_stats(synced.stats),
+                    extended=args.columns == "extended",
+                    final_after=args.final_after,
                 )
                 paths = _write(args, report, prices)
                 run.add_outputs(paths)

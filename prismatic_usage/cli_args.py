@@ -255,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_final_after,
         default=DEFAULT_FINAL_AFTER_HOURS,
         metavar="HOURS",
-        help="a day is final (never fetched again) this long after it ended (default: %(default)g)",
+        help="a day is final this long after it ended: a store never fetches it again and "
+        "extended columns mark it Final (default: %(default)g)",
     )
 
     billing = parser.add_argument_group("billing summary")

@@ -155,6 +155,7 @@ async def fetch_usage_async(
     """
     request = FetchRequest.resolve(start, end, url, token, connection, tz, options)
     began = time.monotonic()
+    began_at = dt.datetime.now(dt.UTC)
     collector = _Collector()
     with progress_reporter(progress) as report_progress:
         planner, counters, max_in_flight = await run_planner(
@@ -165,7 +166,7 @@ async def fetch_usage_async(
         )
     records = _records(
         request, collector, planner, counters, max_in_flight, time.monotonic() - began
-    )
+    ).with_fetched_at(began_at)
     log.info("fetched %s to %s: %s", request.start, request.end, records.stats.summary())
     return records
 

@@ -37,6 +37,8 @@ MONEY
     ``pd.read_parquet`` gives such a column back as ``object`` holding the same
     exact ``Decimal`` values (pyarrow's pandas metadata maps decimals to
     ``object``); pass ``dtype_backend="pyarrow"`` to get the Arrow dtype.
+FLAG
+    ``bool``: yes/no facts such as ``Final``; Parquet ``bool``, CSV ``true``/``false``.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ __all__ = [
     "CUSTOMER_INSTANCE",
     "CUSTOMER_PERIOD_ROLLUP",
     "DATE",
+    "FLAG",
     "INSTANCE_COMPUTE",
     "INSTANCE_COMPUTE_ROLLUP",
     "MONEY",
@@ -84,6 +87,7 @@ DATE = ColumnType(pd.ArrowDtype(pa.date32()), pa.date32())
 COUNT = ColumnType(np.dtype("int64"), pa.int64())
 AVERAGE = ColumnType(np.dtype("float64"), pa.float64())
 MONEY = ColumnType(pd.ArrowDtype(pa.decimal128(18, 2)), pa.decimal128(18, 2))
+FLAG = ColumnType(np.dtype("bool"), pa.bool_())
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,9 @@ CUSTOMER_INSTANCE = FrameSpec(
         Column("Deployed Instances", AVERAGE),
         Column("Unique Integrations", AVERAGE),
         Column("Snapshots", COUNT, extended=True),
+        Column("Expected Snapshots", COUNT, extended=True),
+        Column("Coverage", AVERAGE, extended=True),
+        Column("Final", FLAG, extended=True),
     ),
 )
 
@@ -190,6 +197,7 @@ INSTANCE_COMPUTE = FrameSpec(
         Column("Failed Executions", COUNT),
         Column("Step Count", COUNT),
         Column("Execution Mb-Seconds", COUNT),
+        Column("Final", FLAG, extended=True),
     ),
 )
 

@@ -39,6 +39,8 @@ DEFAULT_PACK = 10
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_ATTEMPTS = 6
 DEFAULT_MAX_RETRY_SECONDS = 300.0
+#: A day is final (the API adds nothing to it any more) this many hours after it ended.
+DEFAULT_FINAL_AFTER_HOURS = 48.0
 
 
 def _mask(secret: str | None) -> str:

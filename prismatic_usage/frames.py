@@ -21,8 +21,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._calendar import final_days, hours_in_days
 from .columns import CUSTOMER_INSTANCE, INSTANCE_COMPUTE, date_array
-from .config import resolve_zone
+from .config import DEFAULT_FINAL_AFTER_HOURS, resolve_zone
 from .records import UsageRecords
 
 __all__ = ["customer_instance_frame", "instance_compute_frame"]
@@ -30,12 +31,17 @@ __all__ = ["customer_instance_frame", "instance_compute_frame"]
 _EPOCH = dt.date(1970, 1, 1)
 _MICROS_PER_DAY = 86_400 * 1_000_000
 _UTC_KEYS = frozenset({"UTC", "Etc/UTC"})
+_UTC = zoneinfo.ZoneInfo("UTC")
 
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
 
 
 def customer_instance_frame(
-    records: UsageRecords, *, tz: str | None = None, extended: bool = False
+    records: UsageRecords,
+    *,
+    tz: str | None = None,
+    extended: bool = False,
+    final_after: float = DEFAULT_FINAL_AFTER_HOURS,
 ) -> pd.DataFrame:
     """Daily mean deployed instances and unique integrations per customer.
 
@@ -55,8 +61,13 @@ def customer_instance_frame(
         records were fetched with leaves its first or last day partial: fetch
         with ``tz=`` instead (the fetch moves the day bounds to match).
     extended : bool, default False
-        Also return ``Customer External ID`` and ``Snapshots`` (how many
-        snapshots each mean averages).
+        Also return ``Customer External ID``, ``Snapshots`` (how many snapshots
+        each mean averages), ``Expected Snapshots`` (the hours of that local
+        day: 23 or 25 when daylight saving time changes), ``Coverage``
+        (Snapshots / Expected Snapshots) and ``Final`` (the day ended at least
+        ``final_after`` hours before ``records.fetched_at``, or now if unset).
+    final_after : float, default 48
+        Hours after its end from which a day counts as final.
 
     Returns
     -------
@@ -92,6 +103,9 @@ def customer_instance_frame(
         integrations=_int64(snapshots.column("deployed_unique_integration_count"))[keep],
     )
     code = daily["code"].to_numpy()
+    day = daily["day"].to_numpy()
+    snapshots = daily["snapshots"].to_numpy()
+    expected = hours_in_days(day, zone) if extended else snapshots
     data = {
         "Customer ID": customers.column("id").take(code),
         "Customer Name": customers.column("name").take(code),
@@ -101,12 +115,17 @@ def customer_instance_frame(
         "Unique Integrations": _mean(
             daily["integrations"].to_numpy(), daily["snapshots"].to_numpy()
         ),
-        "Snapshots": daily["snapshots"].to_numpy(),
+        "Snapshots": snapshots,
+        "Expected Snapshots": expected,
+        "Coverage": snapshots / np.maximum(expected, 1),
+        "Final": _final(day, zone, records, final_after, extended),
     }
     return spec.build({name: data[name] for name in spec.names})
 
 
-def instance_compute_frame(records: UsageRecords, *, extended: bool = False) -> pd.DataFrame:
+def instance_compute_frame(
+    records: UsageRecords, *, extended: bool = False, final_after: float = DEFAULT_FINAL_AFTER_HOURS
+) -> pd.DataFrame:
     """Daily execution counts and compute (MB-seconds) per instance.
 
     The API already reports these per instance and day, so this is a join of
@@ -119,7 +138,11 @@ def instance_compute_frame(records: UsageRecords, *, extended: bool = False) -> 
         customer is in ``records.customers`` are used, and only dates within
         ``records.start`` .. ``records.end`` (inclusive).
     extended : bool, default False
-        Also return ``Customer External ID`` and ``Integration Name``.
+        Also return ``Customer External ID``, ``Integration Name`` and ``Final``
+        (the ``snapshotDate``, taken as a UTC day, ended at least
+        ``final_after`` hours before ``records.fetched_at``, or now if unset).
+    final_after : float, default 48
+        Hours after its end from which a day counts as final.
 
     Returns
     -------
@@ -163,8 +186,23 @@ def instance_compute_frame(records: UsageRecords, *, extended: bool = False) -> 
         "Integration Name": instances.column("integration_name").take(code),
         "Date": date_array(days[order]),
         **{name: values[order] for name, values in counts.items()},
+        "Final": _final(days[order], _UTC, records, final_after, extended),
     }
     return spec.build({name: data[name] for name in spec.names})
+
+
+def _final(
+    days: IntArray,
+    zone: zoneinfo.ZoneInfo,
+    records: UsageRecords,
+    final_after: float,
+    wanted: bool,
+) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Whether each day is final as of the fetch (only computed when the column is wanted)."""
+    if not wanted:
+        return np.zeros(len(days), dtype=np.bool_)
+    as_of = records.fetched_at or dt.datetime.now(dt.UTC)
+    return final_days(days, zone, as_of=as_of, final_after=final_after)
 
 
 def _ranked_customers(customers: pa.Table) -> pa.Table:

@@ -216,6 +216,12 @@ class UsageRecords:
     snapshots: pa.Table = field(default_factory=SNAPSHOT_SCHEMA.empty_table)
     daily_metrics: pa.Table = field(default_factory=DAILY_METRIC_SCHEMA.empty_table)
     stats: FetchStats = field(default_factory=FetchStats)
+    #: When the fetch (or the store's sync) started; frames judge finality against it.
+    fetched_at: dt.datetime | None = None
+
+    def with_fetched_at(self, moment: dt.datetime) -> UsageRecords:
+        """The same records, marked as fetched at ``moment`` (timezone-aware)."""
+        return dataclasses.replace(self, fetched_at=moment)
 
     def with_stats(self, stats: FetchStats) -> UsageRecords:
         """The same records with other fetch statistics (e.g. of the sync that stored them)."""

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .client import fetch_usage_async
-from .config import Connection, FetchOptions
+from .config import DEFAULT_FINAL_AFTER_HOURS, Connection, FetchOptions
 from .frames import customer_instance_frame, instance_compute_frame
 from .progress import ProgressArg
 from .records import UsageRecords
 from .sync import run_sync
-from .usage_store import DEFAULT_FINAL_AFTER_HOURS, UsageStore
+from .usage_store import UsageStore
 
 __all__ = ["UsageReport", "fetch_report", "fetch_report_async"]
 
@@ -28,11 +28,31 @@ class UsageReport:
     records: UsageRecords
 
 
-def build_report(records: UsageRecords, *, extended: bool = False) -> UsageReport:
-    """Both frames from already fetched records (no network)."""
+def build_report(
+    records: UsageRecords,
+    *,
+    extended: bool = False,
+    final_after: float = DEFAULT_FINAL_AFTER_HOURS,
+) -> UsageReport:
+    """Both frames from already fetched records (no network).
+
+    Parameters
+    ----------
+    records
+        What :func:`fetch_usage` (or a store) returned.
+    extended
+        Add the extended columns (external ID, integration name, snapshot
+        coverage and finality).
+    final_after
+        Hours after its end from which a day counts as final (``Final``).
+    """
     return UsageReport(
-        customer_instances=customer_instance_frame(records, extended=extended),
-        instance_compute=instance_compute_frame(records, extended=extended),
+        customer_instances=customer_instance_frame(
+            records, extended=extended, final_after=final_after
+        ),
+        instance_compute=instance_compute_frame(
+            records, extended=extended, final_after=final_after
+        ),
         records=records,
     )
 
@@ -66,7 +86,9 @@ async def fetch_report_async(
             progress=progress,
         )
         stored = usage_store.records(synced.start, synced.end, tz=tz)
-        return build_report(stored.with_stats(synced.stats), extended=extended)
+        return build_report(
+            stored.with_stats(synced.stats), extended=extended, final_after=final_after
+        )
     records = await fetch_usage_async(
         start,
         end,
@@ -77,7 +99,7 @@ async def fetch_report_async(
         options=options,
         progress=progress,
     )
-    return build_report(records, extended=extended)
+    return build_report(records, extended=extended, final_after=final_after)
 
 
 def fetch_report(

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .client import FetchRequest, fetch_stats, resolve_days, run_planner
-from .config import Connection, FetchOptions
+from .config import DEFAULT_FINAL_AFTER_HOURS, Connection, FetchOptions
 from .errors import ConfigurationError
 from .plan import FetchPlan, utc_days_covering
 from .progress import ProgressArg, progress_reporter
@@ -45,9 +45,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: A day is final once it ended this many hours before the run started.
-DEFAULT_FINAL_AFTER_HOURS = 48.0
 
 
 class UsageStore:
@@ -316,8 +313,8 @@ class StoreRun:
             current.update(requests=stats.requests, retries=stats.retries)
 
     def records(self, start: dt.date, end: dt.date, tz: str) -> UsageRecords:
-        """The stored records for local days ``start`` .. ``end`` in ``tz``."""
-        return self.dataset.records(start, end, tz)
+        """The stored records for local days ``start`` .. ``end`` in ``tz``, as of this run."""
+        return self.dataset.records(start, end, tz).with_fetched_at(self.started)
 
     def add_outputs(self, paths: Sequence[Path]) -> None:
         """Files this run wrote outside the store (reports), listed in its manifest."""

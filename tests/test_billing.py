@@ -73,6 +73,9 @@ def customers(
     if external is not None:
         data["Customer External ID"] = [external.get(r[0]) for r in rows]
         data["Snapshots"] = [24] * len(rows)
+        data["Expected Snapshots"] = [24] * len(rows)
+        data["Coverage"] = [1.0] * len(rows)
+        data["Final"] = [True] * len(rows)
     return CUSTOMER_INSTANCE.select(extended=external is not None).build(data)
 
 
@@ -762,6 +765,9 @@ def test_an_external_id_follows_its_customer_into_rows_from_the_other_frame() ->
             "Deployed Instances": [1.0],
             "Unique Integrations": [1.0],
             "Snapshots": [24],
+            "Expected Snapshots": [24],
+            "Coverage": [1.0],
+            "Final": [True],
         }
     )
     compute_only_later = INSTANCE_COMPUTE.select(extended=False).build(

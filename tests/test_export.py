@@ -26,7 +26,7 @@ from prismatic_usage.export import write_csv, write_parquet, write_reports
 CUSTOMER_HEADER = b"Customer ID,Customer Name,Date,Deployed Instances,Unique Integrations\n"
 CUSTOMER_EXTENDED_HEADER = (
     b"Customer ID,Customer Name,Customer External ID,Date,Deployed Instances,"
-    b"Unique Integrations,Snapshots\n"
+    b"Unique Integrations,Snapshots,Expected Snapshots,Coverage,Final\n"
 )
 COMPUTE_HEADER = (
     b"Customer ID,Customer Name,Instance ID,Instance Name,Date,Successful Executions,"
@@ -74,6 +74,9 @@ def customer_frame(
     if extended:
         data["Customer External ID"] = pd.array([None if k % 2 else f"e{k}" for k in range(n)], STR)
         data["Snapshots"] = np.arange(n, dtype=np.int64) + 23
+        data["Expected Snapshots"] = np.full(n, 24, dtype=np.int64)
+        data["Coverage"] = data["Snapshots"] / 24
+        data["Final"] = np.arange(n) % 2 == 0
     return pd.DataFrame(data)
 
 

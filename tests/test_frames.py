@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 import zoneinfo
@@ -42,6 +43,9 @@ CUSTOMER_EXTENDED = [
     "Deployed Instances",
     "Unique Integrations",
     "Snapshots",
+    "Expected Snapshots",
+    "Coverage",
+    "Final",
 ]
 COMPUTE_COLUMNS = [
     "Customer ID",
@@ -66,6 +70,7 @@ COMPUTE_EXTENDED = [
     "Failed Executions",
     "Step Count",
     "Execution Mb-Seconds",
+    "Final",
 ]
 DATE_DTYPE = pd.ArrowDtype(pa.date32())
 
@@ -74,8 +79,10 @@ def expected_dtype(column: str) -> Any:
     """The dtype each column should have, written out independently of the declaration."""
     if column == "Date":
         return DATE_DTYPE
-    if column in ("Deployed Instances", "Unique Integrations"):
+    if column in ("Deployed Instances", "Unique Integrations", "Coverage"):
         return np.dtype("float64")
+    if column == "Final":
+        return np.dtype("bool")
     if column.endswith(("ID", "Name")):
         return pd.StringDtype("pyarrow", na_value=np.nan)
     return np.dtype("int64")
@@ -495,3 +502,61 @@ def test_frames_do_not_depend_on_record_order(
     pd.testing.assert_frame_equal(
         instance_compute_frame(first, extended=True), instance_compute_frame(second, extended=True)
     )
+
+
+# -- coverage and finality (extended) ------------------------------------------------------
+
+
+def test_dst_days_expect_23_and_25_snapshots_in_berlin() -> None:
+    # Berlin: 2025-03-30 lasts 23 hours (clocks jump 02:00 -> 03:00), 2025-10-26 lasts 25
+    # (03:00 -> 02:00). One snapshot at local noon on each day and on an ordinary day.
+    noon = {  # local noon in UTC: CET is UTC+1, CEST is UTC+2
+        dt.date(2025, 3, 29): at(2025, 3, 29, 11),
+        dt.date(2025, 3, 30): at(2025, 3, 30, 10),
+        dt.date(2025, 10, 26): at(2025, 10, 26, 11),
+    }
+    recs = dataclasses.replace(
+        records(
+            customers=[ACME],
+            snapshots=[("c1", t, 1, 1) for t in noon.values()],
+            start=dt.date(2025, 3, 1),
+            end=dt.date(2025, 10, 31),
+            tz="Europe/Berlin",
+        ),
+        fetched_at=at(2025, 10, 28, 0),
+    )
+    frame = customer_instance_frame(recs, extended=True)
+    assert rows(frame, "Date", "Snapshots", "Expected Snapshots", "Coverage", "Final") == [
+        (dt.date(2025, 3, 29), 1, 24, 1 / 24, True),
+        (dt.date(2025, 3, 30), 1, 23, 1 / 23, True),
+        # 10-26 ended 10-26 23:00 UTC; 48 hours later is 10-28 23:00, after the fetch.
+        (dt.date(2025, 10, 26), 1, 25, 1 / 25, False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fetched_at", "final_after", "final"),
+    [
+        (at(2025, 2, 14, 0), 48.0, False),  # 2025-02-12 ended 02-13 00:00 UTC: 24 h before
+        (at(2025, 2, 15, 0), 48.0, True),  # exactly 48 h after its end
+        (at(2025, 2, 14, 0), 24.0, True),
+        (at(2025, 2, 13, 0), 0.0, True),  # a day that has just ended, with no grace
+        (at(2025, 2, 12, 23, 59), 0.0, False),  # still running
+    ],
+)
+def test_a_day_is_final_once_it_ended_final_after_hours_before_the_fetch(
+    fetched_at: dt.datetime, final_after: float, final: bool
+) -> None:
+    recs = dataclasses.replace(
+        records(
+            customers=COMPUTE_CUSTOMERS,
+            instances=COMPUTE_INSTANCES,
+            snapshots=[("c-s2", at(2025, 2, 12, 5), 3, 2)],
+            metrics=[("i-sf2", dt.date(2025, 2, 12), 0, 5, 0, 515)],
+        ),
+        fetched_at=fetched_at,
+    )
+    customer = customer_instance_frame(recs, extended=True, final_after=final_after)
+    compute = instance_compute_frame(recs, extended=True, final_after=final_after)
+    assert customer["Final"].tolist() == [final]
+    assert compute["Final"].tolist() == [final]
