@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ._periods import IntArray, coverage_columns, days, period_columns
+from ._periods import IntArray, coverage_columns, days, hour_columns, period_columns
 from ._rollup import COUNTS, EXTERNAL_ID
 
 # Usage measures and their value when a customer has compute but no usage in a period.
@@ -20,8 +21,12 @@ _USAGE_FILLS = (
 )
 
 
-def joined(usage: pd.DataFrame, compute: pd.DataFrame) -> dict[str, Any]:
-    """Both roll-ups outer-joined on (customer ID, period start), missing sides filled."""
+def joined(usage: pd.DataFrame, compute: pd.DataFrame, zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
+    """Both roll-ups outer-joined on (customer ID, period start), missing sides filled.
+
+    With hour coverage in ``usage``, a period without usage has 0 snapshots of
+    every hour of the period in ``zone`` expected.
+    """
     usage_keys = list(zip(usage["Customer ID"], days(usage["Period Start"]).tolist(), strict=True))
     compute_keys = list(
         zip(compute["Customer ID"], days(compute["Period Start"]).tolist(), strict=True)
@@ -40,6 +45,9 @@ def joined(usage: pd.DataFrame, compute: pd.DataFrame) -> dict[str, Any]:
     days_with_data = _take(usage["Days With Data"].to_numpy(np.int64), u, 0)
     data |= period_columns(period_start, period_end)
     data |= coverage_columns(period_start, period_end, days_with_data)
+    if "Snapshots" in usage.columns:
+        snapshots = _take(usage["Snapshots"].to_numpy(np.int64), u, 0)
+        data |= hour_columns(period_start, period_end, snapshots, zone)
     for name, fill in _USAGE_FILLS:
         data[name] = _take(usage[name].to_numpy(np.float64), u, fill)
     for name in COUNTS:

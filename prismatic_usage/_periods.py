@@ -8,6 +8,7 @@ the ISO week or the whole range, clipped to the range.
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ._calendar import hours_in_days
 from .columns import date_array
 from .errors import ConfigurationError
 
@@ -103,6 +105,28 @@ def periods(days: IntArray, period: str, bounds: tuple[int, int]) -> tuple[IntAr
 def period_columns(first: IntArray, last: IntArray) -> dict[str, Any]:
     """``Period Start`` and ``Period End`` as DATE arrays."""
     return {"Period Start": date_array(first), "Period End": date_array(last)}
+
+
+def hour_columns(
+    first: IntArray, last: IntArray, snapshots: IntArray, zone: zoneinfo.ZoneInfo
+) -> dict[str, Any]:
+    """``Snapshots``, ``Expected Snapshots`` (every hour of the period in ``zone``) and their ratio.
+
+    A period's expected snapshots are the hours of all its days, with or without
+    data: 24 a day, 23 and 25 on the days daylight saving time changes.
+    """
+    if not len(first):
+        expected = np.zeros(0, dtype=np.int64)
+    else:
+        low, high = int(first.min()), int(last.max())
+        hours = hours_in_days(np.arange(low, high + 1, dtype=np.int64), zone)
+        cumulative = np.concatenate([[0], np.cumsum(hours)])
+        expected = cumulative[last - low + 1] - cumulative[first - low]
+    return {
+        "Snapshots": snapshots,
+        "Expected Snapshots": expected,
+        "Snapshot Coverage": snapshots / np.maximum(expected, 1),
+    }
 
 
 def coverage_columns(first: IntArray, last: IntArray, with_data: IntArray) -> dict[str, Any]:

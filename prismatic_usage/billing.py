@@ -46,15 +46,18 @@ import numpy as np
 import pandas as pd
 
 from . import _join, _money, _periods, _rollup
+from ._calendar import final_days
 from ._periods import DateLike
 from .columns import (
     BILLING_SUMMARY,
     CUSTOMER_COMPUTE_ROLLUP,
     CUSTOMER_INSTANCE,
     CUSTOMER_PERIOD_ROLLUP,
+    HOUR_COLUMNS,
     INSTANCE_COMPUTE,
     INSTANCE_COMPUTE_ROLLUP,
 )
+from .config import DEFAULT_FINAL_AFTER_HOURS, resolve_zone
 from .errors import ConfigurationError
 
 __all__ = [
@@ -135,6 +138,7 @@ def customer_period_rollup(
     period: str = "month",
     start: DateLike = None,
     end: DateLike = None,
+    tz: str = "UTC",
 ) -> pd.DataFrame:
     """Deployed instances per customer and period, from the daily customer frame.
 
@@ -150,7 +154,10 @@ def customer_period_rollup(
       without data count as zero, and the figure is additive (the same days
       split into weeks, months or one range give the same total), so a price
       per instance-month means the same whatever the period or range;
-    - ``Days With Data``, ``Days In Period`` and ``Coverage`` (their ratio).
+    - ``Days With Data``, ``Days In Period`` and ``Coverage`` (their ratio);
+    - from an extended frame also ``Snapshots`` (their sum), ``Expected
+      Snapshots`` (every hour of every day of the period in ``tz``: 23 and 25
+      on daylight-saving days) and ``Snapshot Coverage`` (their ratio).
 
     Parameters
     ----------
@@ -161,6 +168,8 @@ def customer_period_rollup(
         See the module docstring.
     start, end : datetime.date or ISO str, optional
         The requested range, inclusive; default the frame's first and last Date.
+    tz : str, default "UTC"
+        The zone of the frame's days (the report's), for the expected hours.
 
     Returns
     -------
@@ -182,8 +191,11 @@ def customer_period_rollup(
     (0, 12)
     """
     _check_period(period)
+    zone = resolve_zone(tz)
+    hourly = "Snapshots" in customer_frame.columns
     spec = CUSTOMER_PERIOD_ROLLUP.select(
-        extended=_rollup.is_extended_daily(customer_frame, CUSTOMER_INSTANCE)
+        extended=_rollup.is_extended_daily(customer_frame, CUSTOMER_INSTANCE),
+        optional=HOUR_COLUMNS if hourly else (),
     )
     selected = _periods.rows_in_range(customer_frame, start, end)
     if selected is None:
@@ -213,6 +225,20 @@ def customer_period_rollup(
                 daily / _periods.month_lengths(row_days[groups.order]), groups.starts
             ),
             **_periods.coverage_columns(groups.period_start, groups.period_end, groups.rows),
+            **(
+                _periods.hour_columns(
+                    groups.period_start,
+                    groups.period_end,
+                    _rollup.int_sums(
+                        frame["Snapshots"].to_numpy(np.int64)[groups.order],
+                        groups.starts,
+                        "Snapshots",
+                    ),
+                    zone,
+                )
+                if hourly
+                else {}
+            ),
         }
     )
 
@@ -304,6 +330,9 @@ def billing_summary(
     start: DateLike = None,
     end: DateLike = None,
     prices: Prices | None = None,
+    tz: str = "UTC",
+    as_of: dt.datetime | None = None,
+    final_after: float = DEFAULT_FINAL_AFTER_HOURS,
 ) -> pd.DataFrame:
     """One row per customer and period: usage, compute and, if priced, amounts.
 
@@ -340,6 +369,16 @@ def billing_summary(
         The requested range, inclusive.
     prices : Prices, optional
         Unit prices; without them there are no amount columns.
+    tz : str, default "UTC"
+        The zone of the frames' days; with an extended customer frame the
+        summary counts coverage in hours too (``Snapshots``, ``Expected
+        Snapshots`` for every hour of the period, ``Snapshot Coverage``).
+    as_of : datetime.datetime, optional
+        When the data was fetched (``records.fetched_at``); given, a ``Final``
+        column says whether each period's last day ended at least
+        ``final_after`` hours before it, so the row will not change.
+    final_after : float, default 48
+        Hours after its end from which a day is final.
 
     Returns
     -------
@@ -377,8 +416,15 @@ def billing_summary(
         ]
     )
     lines = _priced_lines(prices)
+    zone = resolve_zone(tz)
+    hourly = "Snapshots" in customer_frame.columns
     spec = BILLING_SUMMARY.select(
-        extended=extended, optional=[*lines, "Total Amount"] if lines else []
+        extended=extended,
+        optional=[
+            *(["Final"] if as_of is not None else []),
+            *(HOUR_COLUMNS if hourly else []),
+            *([*lines, "Total Amount"] if lines else []),
+        ],
     )
     bounds = _periods.day_range(
         [_periods.days(customer_frame["Date"]), _periods.days(compute_frame["Date"])], start, end
@@ -386,11 +432,14 @@ def billing_summary(
     if bounds is None:
         return spec.empty()
     first, last = (_periods.EPOCH + dt.timedelta(days=day) for day in bounds)
-    usage = customer_period_rollup(customer_frame, period=period, start=first, end=last)
+    usage = customer_period_rollup(customer_frame, period=period, start=first, end=last, tz=tz)
     compute = compute_rollup(compute_frame, period=period, by="customer", start=first, end=last)
     if usage.empty and compute.empty:
         return spec.empty()
-    data = _join.joined(usage, compute)
+    data = _join.joined(usage, compute, zone)
+    if as_of is not None:
+        period_end = _periods.days(pd.Series(data["Period End"]))
+        data["Final"] = final_days(period_end, zone, as_of=as_of, final_after=final_after)
     if lines:
         data.update(_amounts(data, lines))
     frame = spec.build({name: data[name] for name in spec.names})

@@ -23,6 +23,7 @@ from . import config
 from .billing import Prices, billing_summary
 from .cli_args import UsageError, build_parser, resolve_range
 from .client import estimate_fetch
+from .columns import CUSTOMER_INSTANCE, INSTANCE_COMPUTE
 from .config import Connection, FetchOptions
 from .errors import (
     APIError,
@@ -166,7 +167,7 @@ def _run(args: argparse.Namespace) -> int:
                 connection=connection,
                 tz=args.tz,
                 options=options,
-                extended=args.columns == "extended",
+                extended=_fetch_extended(args, prices),
                 progress=not args.quiet,
                 final_after=args.final_after,
             )
@@ -185,7 +186,7 @@ def _run(args: argparse.Namespace) -> int:
                 records = run.records(args.start_date, args.end_date, args.tz)
                 report = build_report(
                     records.with_stats(synced.stats),
-                    extended=args.columns == "extended",
+                    extended=_fetch_extended(args, prices),
                     final_after=args.final_after,
                 )
                 paths = _write(args, report, prices)
@@ -204,27 +205,40 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _fetch_extended(args: argparse.Namespace, prices: Prices | None) -> bool:
+    """Build the extended frames: asked for, or needed for the summary's hour coverage."""
+    return args.columns == "extended" or prices is not None
+
+
 def _write(args: argparse.Namespace, report: UsageReport, prices: Prices | None) -> list[Path]:
     """Write the reports (and the billing summary) that the arguments ask for."""
+    extended = args.columns == "extended"
+    customer, compute = report.customer_instances, report.instance_compute
     extra = []
     if prices is not None:
         try:
             summary = billing_summary(
-                report.customer_instances,
-                report.instance_compute,
+                customer,
+                compute,
                 period=args.period,
                 start=args.start_date,
                 end=args.end_date,
                 prices=prices,
+                tz=args.tz,
+                as_of=report.records.fetched_at,
+                final_after=args.final_after,
             )
         except OverflowError as exc:
             raise PrismaticUsageError(
                 f"billing summary: {exc}; check the --price-* values"
             ) from exc
-        extra.append(summary)
+        extra.append(summary if extended else summary.drop(columns=["Customer External ID"]))
+    if not extended:  # the frames were extended for the summary only
+        customer = customer[CUSTOMER_INSTANCE.select(extended=False).names]
+        compute = compute[INSTANCE_COMPUTE.select(extended=False).names]
     return write_reports(
-        report.customer_instances,
-        report.instance_compute,
+        customer,
+        compute,
         args.output_dir,
         formats=("csv", "parquet") if args.format == "both" else (args.format,),
         excel_safe=args.excel_safe,

@@ -60,6 +60,7 @@ __all__ = [
     "CUSTOMER_PERIOD_ROLLUP",
     "DATE",
     "FLAG",
+    "HOUR_COLUMNS",
     "INSTANCE_COMPUTE",
     "INSTANCE_COMPUTE_ROLLUP",
     "MONEY",
@@ -211,7 +212,13 @@ _CUSTOMER_PERIOD_MEASURES = (
     Column("Days With Data", COUNT),
     Column("Days In Period", COUNT),
     Column("Coverage", AVERAGE),
+    # From an extended customer frame: coverage counted in hourly snapshots.
+    Column("Snapshots", COUNT, optional=True),
+    Column("Expected Snapshots", COUNT, optional=True),
+    Column("Snapshot Coverage", AVERAGE, optional=True),
 )
+#: The billing roll-ups' optional hour-coverage columns.
+HOUR_COLUMNS = ("Snapshots", "Expected Snapshots", "Snapshot Coverage")
 _MEANS = frozenset(
     {"Average Deployed Instances", "Average Unique Integrations", "Peak Deployed Instances"}
 )
@@ -258,6 +265,8 @@ BILLING_SUMMARY = FrameSpec(
     (
         *_CUSTOMER,
         *_PERIOD,
+        # Whether the period's last day is final (given the run's start): it will not change.
+        Column("Final", FLAG, optional=True),
         # A customer with compute but no instance data in a period has no averages (NaN).
         *(replace(c, nullable=c.name in _MEANS) for c in _CUSTOMER_PERIOD_MEASURES),
         *_COMPUTE_MEASURES,

@@ -31,6 +31,7 @@ from prismatic_usage.columns import (
     CUSTOMER_COMPUTE_ROLLUP,
     CUSTOMER_INSTANCE,
     CUSTOMER_PERIOD_ROLLUP,
+    HOUR_COLUMNS,
     INSTANCE_COMPUTE,
     INSTANCE_COMPUTE_ROLLUP,
     spec_for_columns,
@@ -405,11 +406,12 @@ def test_empty_inputs_give_empty_typed_frames(
     usage = CUSTOMER_INSTANCE.select(extended=extended).empty()
     comp = INSTANCE_COMPUTE.select(extended=extended).empty()
     prices = Prices(instance_month=1, gb_second=1, per_1k_executions=1)
+    hours = HOUR_COLUMNS if extended else ()  # an extended frame counts coverage in hours
     results = [
-        (customer_period_rollup(usage, period=period, start=start, end=end), CUSTOMER_PERIOD_ROLLUP, ()),
+        (customer_period_rollup(usage, period=period, start=start, end=end), CUSTOMER_PERIOD_ROLLUP, hours),
         (compute_rollup(comp, period=period, start=start, end=end), INSTANCE_COMPUTE_ROLLUP, ()),
         (compute_rollup(comp, period=period, by="customer", start=start, end=end), CUSTOMER_COMPUTE_ROLLUP, ()),
-        (billing_summary(usage, comp, period=period, start=start, end=end, prices=prices), BILLING_SUMMARY, AMOUNTS),
+        (billing_summary(usage, comp, period=period, start=start, end=end, prices=prices), BILLING_SUMMARY, (*hours, *AMOUNTS)),
     ]  # fmt: skip
     for frame, declared, optional in results:
         pd.testing.assert_frame_equal(
@@ -786,3 +788,42 @@ def test_an_external_id_follows_its_customer_into_rows_from_the_other_frame() ->
     summary = billing_summary(usage, compute_only_later, period="week")
     # Week of 30 Dec has usage only, week of 6 Jan compute only: both are c1's, so both x1.
     assert summary["Customer External ID"].tolist() == ["x1", "x1"]
+
+
+def test_summary_counts_coverage_in_hours_and_says_which_periods_are_final() -> None:
+    """Berlin, March 2025 (31 days, one of them 23 hours long) and two days of April."""
+    usage = CUSTOMER_INSTANCE.select(extended=True).build(
+        {
+            "Customer ID": ["c1", "c1", "c1"],
+            "Customer Name": ["A", "A", "A"],
+            "Customer External ID": ["x", "x", "x"],
+            "Date": pd.array(
+                [D(2025, 3, 29), D(2025, 3, 30), D(2025, 4, 1)], dtype=pd.ArrowDtype(pa.date32())
+            ),
+            "Deployed Instances": [1.0, 1.0, 1.0],
+            "Unique Integrations": [1.0, 1.0, 1.0],
+            "Snapshots": [24, 20, 12],
+            "Expected Snapshots": [24, 23, 24],
+            "Coverage": [1.0, 20 / 23, 0.5],
+            "Final": [True, True, False],
+        }
+    )
+    compute = INSTANCE_COMPUTE.select(extended=False).empty()
+    summary = billing_summary(
+        usage, compute, start=D(2025, 3, 1), end=D(2025, 4, 2), tz="Europe/Berlin",
+        as_of=dt.datetime(2025, 4, 3, tzinfo=dt.UTC),
+    )  # fmt: skip
+    got = summary[["Period Start", "Final", "Snapshots", "Expected Snapshots",
+                   "Snapshot Coverage", "Days With Data", "Days In Period"]]  # fmt: skip
+    assert plain(got) == [
+        # March: 31 x 24 hours less the hour lost on 03-30; ended 03-31 22:00 UTC, 48 h
+        # before the fetch at 04-03 00:00 UTC is 04-01 00:00: final.
+        {"Period Start": D(2025, 3, 1), "Final": True, "Snapshots": 44,
+         "Expected Snapshots": 743, "Snapshot Coverage": 44 / 743, "Days With Data": 2,
+         "Days In Period": 31},
+        # April 1-2: 48 hours; ended 04-02 22:00 UTC, only 2 hours before the fetch.
+        {"Period Start": D(2025, 4, 1), "Final": False, "Snapshots": 12,
+         "Expected Snapshots": 48, "Snapshot Coverage": 12 / 48, "Days With Data": 1,
+         "Days In Period": 2},
+    ]  # fmt: skip
+    assert "Final" not in billing_summary(usage, compute).columns  # only given a fetch time
