@@ -32,7 +32,8 @@ from .errors import (
 )
 from .export import write_csv, write_parquet, write_reports
 from .frames import customer_instance_frame, instance_compute_frame
-from .records import FetchStats, UsageRecords
+from .reconcile import Reconciliation, reconcile
+from .records import FetchStats, OrgTotals, UsageRecords
 from .report import UsageReport, build_report, fetch_report, fetch_report_async
 from .store.dataset import StoreInfo
 from .usage_store import SyncResult, UsageStore
@@ -49,11 +50,13 @@ __all__ = [
     "FetchProgress",
     "FetchStats",
     "MalformedResponseError",
+    "OrgTotals",
     "OutputError",
     "PaginationError",
     "Prices",
     "PrismaticUsageError",
     "QueryError",
+    "Reconciliation",
     "RetriesExhaustedError",
     "StoreError",
     "StoreInfo",
@@ -75,6 +78,7 @@ __all__ = [
     "fetch_usage",
     "fetch_usage_async",
     "instance_compute_frame",
+    "reconcile",
     "resolve_connection",
     "write_csv",
     "write_parquet",

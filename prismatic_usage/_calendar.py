@@ -14,8 +14,10 @@ import zoneinfo
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 
-__all__ = ["final_days", "hours_in_days"]
+__all__ = ["final_days", "hours_in_days", "local_days"]
 
 _EPOCH = dt.date(1970, 1, 1)
 
@@ -72,3 +74,28 @@ def final_days(
     return np.asarray(
         _per_unique_day(days, lambda day: _midnight_utc(day + 1, zone) <= limit), dtype=np.bool_
     )
+
+
+_UTC_KEYS = frozenset({"UTC", "Etc/UTC"})
+_MICROS_PER_DAY = 86_400 * 1_000_000
+
+
+def local_days(times: pa.ChunkedArray | pa.Array, zone: zoneinfo.ZoneInfo) -> IntArray:
+    """Calendar day (days since 1970-01-01) of each UTC timestamp, as seen in ``zone``.
+
+    Parameters
+    ----------
+    times
+        Arrow timestamps (``timestamp[us, UTC]``).
+    zone
+        The zone whose calendar the days are in.
+    """
+    micros = np.asarray(times.cast(pa.int64()).to_numpy(), dtype=np.int64)
+    if zone.key not in _UTC_KEYS:
+        # The day is the local wall-clock date, so convert to local time first:
+        # tz_convert applies the offset in force at each instant (DST-correct),
+        # and dropping the zone afterwards keeps the wall-clock reading.
+        utc = pd.DatetimeIndex(micros.view("datetime64[us]")).tz_localize("UTC")
+        micros = np.asarray(utc.tz_convert(zone).tz_localize(None).asi8, dtype=np.int64)
+    result: IntArray = micros // _MICROS_PER_DAY
+    return result

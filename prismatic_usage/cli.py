@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import signal
@@ -20,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from . import config
+from .audit import audit
 from .billing import Prices, billing_summary
 from .cli_args import UsageError, build_parser, resolve_range
 from .client import estimate_fetch
@@ -170,6 +172,7 @@ def _run(args: argparse.Namespace) -> int:
                 extended=_fetch_extended(args, prices),
                 progress=not args.quiet,
                 final_after=args.final_after,
+                reconcile=args.reconcile,
             )
             paths = _write(args, report, prices)
         else:
@@ -182,8 +185,12 @@ def _run(args: argparse.Namespace) -> int:
                     options=options,
                     final_after=args.final_after,
                     progress=not args.quiet,
+                    org_totals=args.reconcile,
                 )
-                records = run.records(args.start_date, args.end_date, args.tz)
+                records = dataclasses.replace(
+                    run.records(args.start_date, args.end_date, args.tz),
+                    org_totals=synced.org_totals,
+                )
                 report = build_report(
                     records.with_stats(synced.stats),
                     extended=_fetch_extended(args, prices),
@@ -202,7 +209,24 @@ def _run(args: argparse.Namespace) -> int:
         )
         if synced is not None:
             print(synced.summary())
-    return EXIT_OK
+    return _judge(args, report)
+
+
+def _judge(args: argparse.Namespace, report: UsageReport) -> int:
+    """Say whether the written data is clean; with ``--strict``, exit 6 when it is not."""
+    reconciliation = report.reconciliation
+    if reconciliation is not None and reconciliation.refused is not None:
+        print(
+            f"prismatic-usage: warning: {reconciliation.summary()}; no reconciliation.csv "
+            "written (the token needs permission to read org usage)",
+            file=sys.stderr,
+        )
+    elif reconciliation is not None and not args.quiet:
+        print(reconciliation.summary())
+    verdict = audit(report)
+    if not verdict.clean and (args.strict or not args.quiet):
+        print(verdict.summary(), file=sys.stderr if args.strict else sys.stdout)
+    return EXIT_NOT_CLEAN if args.strict and not verdict.clean else EXIT_OK
 
 
 def _fetch_extended(args: argparse.Namespace, prices: Prices | None) -> bool:
@@ -233,6 +257,8 @@ def _write(args: argparse.Namespace, report: UsageReport, prices: Prices | None)
                 f"billing summary: {exc}; check the --price-* values"
             ) from exc
         extra.append(summary if extended else summary.drop(columns=["Customer External ID"]))
+    if report.reconciliation is not None and report.reconciliation.refused is None:
+        extra.append(report.reconciliation.frame)
     if not extended:  # the frames were extended for the summary only
         customer = customer[CUSTOMER_INSTANCE.select(extended=False).names]
         compute = compute[INSTANCE_COMPUTE.select(extended=False).names]

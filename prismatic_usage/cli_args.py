@@ -243,6 +243,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="prefix formula-like text cells with ' for spreadsheets",
     )
 
+    checks = parser.add_argument_group("audit (can finance invoice this?)")
+    checks.add_argument(
+        "--reconcile",
+        action="store_true",
+        help="fetch Prismatic's org totals and write reconciliation.csv: org vs report per date",
+    )
+    checks.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 6 when the files were written but the data is not clean: a reconciliation "
+        "difference, a day not yet final, or a customer-day with missing snapshot hours",
+    )
+
     store = parser.add_argument_group("usage store (incremental runs)")
     store.add_argument(
         "--store",

@@ -8,6 +8,7 @@ nodes dropped (and counted), system customers' and instances' records removed.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import math
@@ -32,15 +33,13 @@ from .plan import FetchPlan, local_window
 from .planner import FetchProgress, Planner, ProgressCallback, StreamResult, StreamSink
 from .progress import ProgressArg, progress_reporter
 from .records import (
-    CUSTOMER_SCHEMA,
-    DAILY_METRIC_SCHEMA,
-    INSTANCE_SCHEMA,
-    SNAPSHOT_SCHEMA,
     FetchStats,
+    OrgTotals,
     UsageRecords,
 )
 from .session import ApiSession, SessionCounters
 from .sync import run_sync
+from .units import SCHEMAS
 
 __all__ = [
     "FetchEstimate",
@@ -69,25 +68,23 @@ class _Collector:
     """The default stream sink: keeps every finished stream's table, per kind."""
 
     def __init__(self) -> None:
-        self.tables: dict[str, list[pa.Table]] = {kind: [] for kind in _SCHEMAS}
+        self.tables: dict[str, list[pa.Table]] = {kind: [] for kind in SCHEMAS}
 
     def __call__(self, result: StreamResult) -> None:
         self.tables[result.kind].append(result.table)
 
+    def org_totals(self, refused: str | None) -> OrgTotals:
+        """What arrived of the org totals; empty tables if the API refused them."""
+        if refused is not None:
+            return OrgTotals(refused=refused)
+        return OrgTotals(daily=self.table("org_daily"), hourly=self.table("org_hourly"))
+
     def table(self, kind: str) -> pa.Table:
         """All rows of ``kind``, without a node ID twice (streams never overlap, but prove it)."""
         tables = self.tables[kind]
-        combined = pa.concat_tables(tables) if tables else _SCHEMAS[kind].empty_table()
+        combined = pa.concat_tables(tables) if tables else SCHEMAS[kind].empty_table()
         table, _ = without_duplicates(combined, kind)
         return table
-
-
-_SCHEMAS = {
-    "customers": CUSTOMER_SCHEMA,
-    "instances": INSTANCE_SCHEMA,
-    "snapshots": SNAPSHOT_SCHEMA,
-    "metrics": DAILY_METRIC_SCHEMA,
-}
 
 
 def only_known(table: pa.Table, column: str, known: pa.Array | pa.ChunkedArray) -> pa.Table:
@@ -120,6 +117,7 @@ async def fetch_usage_async(
     tz: str = "UTC",
     options: FetchOptions | None = None,
     progress: ProgressArg = True,
+    org_totals: bool = False,
 ) -> UsageRecords:
     """Fetch customers, instances, hourly snapshots and daily metrics for a date range.
 
@@ -141,6 +139,11 @@ async def fetch_usage_async(
         ``True`` (default) shows a tqdm bar when stderr is a terminal or in
         Jupyter; ``False`` shows none; a callable receives a
         :class:`FetchProgress` after every request instead.
+    org_totals
+        Also fetch Prismatic's own org-wide totals for the range
+        (``records.org_totals``), to reconcile the reports against
+        (:func:`prismatic_usage.reconcile`). A token that may not read them
+        is no error: ``records.org_totals.refused`` says why.
 
     Returns
     -------
@@ -158,15 +161,17 @@ async def fetch_usage_async(
     began_at = dt.datetime.now(dt.UTC)
     collector = _Collector()
     with progress_reporter(progress) as report_progress:
+        plan = FetchPlan.whole(request.start, request.end, request.tz)
+        if org_totals:
+            plan = plan.with_org_totals(request.start, request.end, request.tz)
         planner, counters, max_in_flight = await run_planner(
-            request,
-            FetchPlan.whole(request.start, request.end, request.tz),
-            collector,
-            report_progress,
+            request, plan, collector, report_progress
         )
-    records = _records(
-        request, collector, planner, counters, max_in_flight, time.monotonic() - began
-    ).with_fetched_at(began_at)
+    records = dataclasses.replace(
+        _records(request, collector, planner, counters, max_in_flight, time.monotonic() - began),
+        fetched_at=began_at,
+        org_totals=collector.org_totals(planner.org_totals_refused) if org_totals else None,
+    )
     log.info("fetched %s to %s: %s", request.start, request.end, records.stats.summary())
     return records
 
@@ -427,6 +432,7 @@ def fetch_usage(
     tz: str = "UTC",
     options: FetchOptions | None = None,
     progress: ProgressArg = True,
+    org_totals: bool = False,
 ) -> UsageRecords:
     """Synchronous :func:`fetch_usage_async`; also works inside Jupyter's running loop."""
     return run_sync(
@@ -439,5 +445,6 @@ def fetch_usage(
             tz=tz,
             options=options,
             progress=progress,
+            org_totals=org_totals,
         )
     )

@@ -39,6 +39,10 @@ MONEY
     ``object``); pass ``dtype_backend="pyarrow"`` to get the Arrow dtype.
 FLAG
     ``bool``: yes/no facts such as ``Final``; Parquet ``bool``, CSV ``true``/``false``.
+EXACT
+    ``object`` holding Python ``int`` (exact at any size) or ``float`` values: the
+    reconciliation mixes exact integer totals with mean deployed instances. Written
+    as their exact text (``int``) or shortest round-trip text (``float``).
 """
 
 from __future__ import annotations
@@ -59,11 +63,13 @@ __all__ = [
     "CUSTOMER_INSTANCE",
     "CUSTOMER_PERIOD_ROLLUP",
     "DATE",
+    "EXACT",
     "FLAG",
     "HOUR_COLUMNS",
     "INSTANCE_COMPUTE",
     "INSTANCE_COMPUTE_ROLLUP",
     "MONEY",
+    "RECONCILIATION",
     "REPORTS",
     "TEXT",
     "Column",
@@ -89,6 +95,7 @@ COUNT = ColumnType(np.dtype("int64"), pa.int64())
 AVERAGE = ColumnType(np.dtype("float64"), pa.float64())
 MONEY = ColumnType(pd.ArrowDtype(pa.decimal128(18, 2)), pa.decimal128(18, 2))
 FLAG = ColumnType(np.dtype("bool"), pa.bool_())
+EXACT = ColumnType(np.dtype("object"), pa.large_string())
 
 
 @dataclass(frozen=True)
@@ -278,6 +285,18 @@ BILLING_SUMMARY = FrameSpec(
 )
 """Per customer and period, both roll-ups joined, amounts for the prices given."""
 
+RECONCILIATION = FrameSpec(
+    "reconciliation",
+    (
+        Column("Date", DATE),
+        Column("Metric", TEXT),
+        Column("Org Total", EXACT, nullable=True),
+        Column("Report Total", EXACT),
+        Column("Difference", EXACT, nullable=True),
+    ),
+)
+"""Per date and metric: Prismatic's org total against the report's sum; see ``reconcile``."""
+
 REPORTS: tuple[FrameSpec, ...] = (
     CUSTOMER_INSTANCE,
     INSTANCE_COMPUTE,
@@ -285,6 +304,7 @@ REPORTS: tuple[FrameSpec, ...] = (
     INSTANCE_COMPUTE_ROLLUP,
     CUSTOMER_COMPUTE_ROLLUP,
     BILLING_SUMMARY,
+    RECONCILIATION,
 )
 
 

@@ -27,6 +27,7 @@ would split the row on reading, hence the writer here.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from collections.abc import Callable, Iterable, Sequence
@@ -41,6 +42,7 @@ import pyarrow.parquet as pq
 
 from .columns import (
     CUSTOMER_INSTANCE,
+    EXACT,
     INSTANCE_COMPUTE,
     TEXT,
     FrameSpec,
@@ -332,6 +334,14 @@ def _checked_spec(frame: pd.DataFrame, *, expected: FrameSpec | None = None) -> 
 
 def _arrow_table(frame: pd.DataFrame, spec: FrameSpec) -> pa.Table:
     """``frame`` as an Arrow table with the declared schema (both writers start from this)."""
+    exact = [c.name for c in spec.columns if c.type is EXACT]
+    if exact:  # exact numbers of mixed kinds travel as their exact text
+        frame = frame.assign(
+            **{
+                name: pd.Series([_exact_text(v) for v in frame[name]], dtype=object)
+                for name in exact
+            }
+        )
     try:
         return pa.Table.from_pandas(
             frame[spec.names], schema=spec.arrow_schema, preserve_index=False
@@ -339,6 +349,15 @@ def _arrow_table(frame: pd.DataFrame, spec: FrameSpec) -> pa.Table:
     except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
         reason = " ".join(str(exc).split())
         raise ConfigurationError(f"frame does not fit the {spec.stem} schema: {reason}") from exc
+
+
+def _exact_text(value: object) -> str | None:
+    """An int as its digits, a float as its shortest round-trip text; None/NaN as missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{value!r} is not a number")
+    return str(value) if isinstance(value, int) else repr(float(value))
 
 
 def _write_parquet_to(table: pa.Table, fh: IO[bytes]) -> None:

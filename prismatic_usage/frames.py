@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._calendar import final_days, hours_in_days
+from ._calendar import final_days, hours_in_days, local_days
 from .columns import CUSTOMER_INSTANCE, INSTANCE_COMPUTE, date_array
 from .config import DEFAULT_FINAL_AFTER_HOURS, resolve_zone
 from .records import UsageRecords
@@ -94,7 +94,7 @@ def customer_instance_frame(
     customers = _ranked_customers(records.customers)
     snapshots = records.snapshots
     codes = _codes(snapshots.column("customer_id"), customers.column("id"))
-    days = _local_days(snapshots.column("snapshot_time"), zone)
+    days = local_days(snapshots.column("snapshot_time"), zone)
     keep = (codes >= 0) & _in_range(days, records.start, records.end)
     daily = _daily_sums(
         codes[keep],
@@ -242,18 +242,6 @@ def _codes(keys: pa.ChunkedArray, ranked_ids: pa.ChunkedArray) -> IntArray:
     """Each key's row number in ``ranked_ids`` (its rank), or -1 if it is not there."""
     positions = pc.index_in(keys, value_set=ranked_ids.combine_chunks())
     return _int64(pc.fill_null(positions, -1))
-
-
-def _local_days(times: pa.ChunkedArray, zone: zoneinfo.ZoneInfo) -> IntArray:
-    """Calendar day (days since 1970-01-01) of each UTC timestamp, as seen in ``zone``."""
-    micros = _int64(times.cast(pa.int64()))
-    if zone.key not in _UTC_KEYS:
-        # The day is the local wall-clock date, so convert to local time first:
-        # tz_convert applies the offset in force at each instant (DST-correct),
-        # and dropping the zone afterwards keeps the wall-clock reading.
-        utc = pd.DatetimeIndex(micros.view("datetime64[us]")).tz_localize("UTC")
-        micros = utc.tz_convert(zone).tz_localize(None).asi8
-    return micros // _MICROS_PER_DAY
 
 
 def _in_range(days: IntArray, start: dt.date, end: dt.date) -> np.ndarray[Any, np.dtype[np.bool_]]:

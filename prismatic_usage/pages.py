@@ -31,6 +31,8 @@ KIND_OF_STREAM = {
     queries.SNAPSHOTS_ORG_WIDE.name: "snapshots",
     queries.METRICS.name: "metrics",
     queries.METRICS_ORG_WIDE.name: "metrics",
+    queries.ORG_DAILY.name: "org_daily",
+    queries.ORG_HOURLY.name: "org_hourly",
 }
 
 # How each stream's nodes become record columns: (record column, node field path).
@@ -61,6 +63,12 @@ _COLUMNS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("spend_mb_secs", ("spendMbSecs",)),
     ),
 }
+_COLUMNS[queries.ORG_DAILY.name] = _COLUMNS[queries.METRICS.name]
+_COLUMNS[queries.ORG_HOURLY.name] = (
+    ("id", ("id",)),
+    ("snapshot_time", ("snapshotTime",)),
+    ("deployed_instance_count", ("deployedInstanceCount",)),
+)
 _COLUMNS[queries.SNAPSHOTS_ORG_WIDE.name] = (
     *_COLUMNS[queries.SNAPSHOTS.name],
     ("customer_id", ("customer", "id")),

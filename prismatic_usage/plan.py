@@ -11,6 +11,7 @@ network; the store computes the completed days and hands them over.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import zoneinfo
 from collections.abc import Iterable, Mapping
@@ -108,6 +109,12 @@ class FetchPlan:
     #: an entity it has never seen gets its whole history fetched once.
     requested: Mapping[str, frozenset[dt.date]] = field(default_factory=dict)
     known: Mapping[str, frozenset[str]] | None = None
+    #: The days to fetch the org totals for (reconciliation); None: not wanted.
+    org_totals: Window | None = None
+
+    def with_org_totals(self, start: dt.date, end: dt.date, tz: str) -> FetchPlan:
+        """The same plan, also fetching the org totals for local days ``start`` .. ``end``."""
+        return dataclasses.replace(self, org_totals=local_window(start, end, tz))
 
     @classmethod
     def whole(cls, start: dt.date, end: dt.date, tz: str) -> FetchPlan:

@@ -56,6 +56,7 @@ _STREAM_ORDER = {stream.name: i for i, stream in enumerate(queries.STREAMS)}
 _ORG_STREAMS = {"snapshots": queries.SNAPSHOTS_ORG_WIDE, "metrics": queries.METRICS_ORG_WIDE}
 _ENTITY_STREAMS = {"snapshots": queries.SNAPSHOTS, "metrics": queries.METRICS}
 _LIST_OF_KIND = {"snapshots": queries.CUSTOMERS.name, "metrics": queries.INSTANCES.name}
+_ORG_TOTALS = (queries.ORG_DAILY, queries.ORG_HOURLY)
 # The most rows a per-entity stream holds a day: one daily-metrics row per
 # instance; hourly snapshots (25 on a DST day, one more if one lands on each
 # midnight). Only an estimate for packing: a longer page is simply paged on.
@@ -90,6 +91,8 @@ class Planner:
         self.units_sent = 0
         self.duplicates_dropped = 0
         self.rows_received = 0
+        #: The API's message if it refused the org totals (reconciliation only).
+        self.org_totals_refused: str | None = None
         # Units that unlock more planning (list pages, first pages) go before
         # the others; each queue is first in, first out.
         self._urgent: deque[PageUnit] = deque()
@@ -123,6 +126,10 @@ class Planner:
         self._plan_first_page(queries.INSTANCES, None, None)
         if lists_only:
             return
+        if self._plan.org_totals is not None:
+            # Org totals travel alone: a refused non-null root field nulls the answer.
+            for stream in (queries.ORG_DAILY, queries.ORG_HOURLY):
+                self._plan_first_page(stream, None, self._plan.org_totals, probe=True)
         for kind, org_stream in _ORG_STREAMS.items():
             if self.org_wide[kind]:
                 probe, *rest = self._plan.org_windows[kind]
@@ -343,6 +350,17 @@ class Planner:
 
     def _unit_failed(self, unit: PageUnit, errors: list[Mapping[str, Any]]) -> None:
         message = messages(errors)
+        if unit.stream in _ORG_TOTALS:
+            # Org totals only check the report: a refusal (no permission) never fails it.
+            log.info("the API refused %s (%s); no reconciliation", unit.stream.name, message)
+            self.org_totals_refused = message
+            state = self._states[unit.key]
+            if state.total is None or state.outstanding:
+                self._entities_done += 1
+            state.outstanding = 0
+            state.total = state.total or 0
+            state.builder = None
+            return
         if unit.is_probe:
             # The org-wide probe was refused: fall back to one stream per entity.
             kind = KIND_OF_STREAM[unit.stream.name]
@@ -360,6 +378,8 @@ class Planner:
         )
 
     def _page_arrived(self, unit: PageUnit, connection: Any) -> None:
+        if unit.stream in _ORG_TOTALS and self.org_totals_refused is not None:
+            return  # another page of the org totals was refused: none of them is used
         where = unit.describe()
         total, nodes = checked_page(connection, where=where, offset=unit.offset, first=unit.first)
         state = self._states[unit.key]
@@ -376,7 +396,7 @@ class Planner:
         self.rows_received += len(nodes)
         if unit.stream.name in self._list_entity_ids:
             self._list_entity_ids[unit.stream.name].extend(columns["id"])
-        if unit.is_probe:
+        if unit.is_probe and unit.stream in _ORG_STREAMS.values():
             self._org_probe_answered(kind, accepted=True)
         if state.done:
             self._entities_done += 1

@@ -23,6 +23,8 @@ __all__ = [
     "INSTANCES",
     "METRICS",
     "METRICS_ORG_WIDE",
+    "ORG_DAILY",
+    "ORG_HOURLY",
     "SNAPSHOTS",
     "SNAPSHOTS_ORG_WIDE",
     "STREAMS",
@@ -112,6 +114,23 @@ METRICS_ORG_WIDE = Stream(
     selection=f"nodes {{ {_METRIC_FIELDS} instance {{ id }} }}",
 )
 
+ORG_DAILY = Stream(
+    name="org daily totals",
+    root_field="orgDailyUsageMetrics",
+    entity_arg=None,
+    fixed_args="sortBy: [{field: SNAPSHOT_DATE, direction: ASC}]",
+    range_args=_METRIC_RANGE,
+    selection=f"nodes {{ {_METRIC_FIELDS} }}",
+)
+ORG_HOURLY = Stream(
+    name="org hourly totals",
+    root_field="orgTotalUsageMetrics",
+    entity_arg=None,
+    fixed_args=_SNAPSHOT_SORT,
+    range_args=_SNAPSHOT_RANGE,
+    selection="nodes { id snapshotTime deployedInstanceCount }",
+)
+
 STREAMS: tuple[Stream, ...] = (
     CUSTOMERS,
     INSTANCES,
@@ -119,6 +138,8 @@ STREAMS: tuple[Stream, ...] = (
     METRICS_ORG_WIDE,
     SNAPSHOTS,
     METRICS,
+    ORG_DAILY,
+    ORG_HOURLY,
 )
 
 _RANGE_VARIABLE_TYPES = {

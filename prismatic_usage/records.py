@@ -25,8 +25,11 @@ __all__ = [
     "CUSTOMER_SCHEMA",
     "DAILY_METRIC_SCHEMA",
     "INSTANCE_SCHEMA",
+    "ORG_DAILY_SCHEMA",
+    "ORG_HOURLY_SCHEMA",
     "SNAPSHOT_SCHEMA",
     "FetchStats",
+    "OrgTotals",
     "TableBuilder",
     "UsageRecords",
 ]
@@ -66,6 +69,24 @@ DAILY_METRIC_SCHEMA = pa.schema(
         pa.field("failed_execution_count", pa.int64(), nullable=False),
         pa.field("step_count", pa.int64(), nullable=False),
         pa.field("spend_mb_secs", pa.int64(), nullable=False),
+    ]
+)
+
+ORG_DAILY_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("snapshot_date", pa.date32(), nullable=False),
+        pa.field("successful_execution_count", pa.int64(), nullable=False),
+        pa.field("failed_execution_count", pa.int64(), nullable=False),
+        pa.field("step_count", pa.int64(), nullable=False),
+        pa.field("spend_mb_secs", pa.int64(), nullable=False),
+    ]
+)
+ORG_HOURLY_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("snapshot_time", UTC_MICROS, nullable=False),
+        pa.field("deployed_instance_count", pa.int64(), nullable=False),
     ]
 )
 
@@ -202,6 +223,21 @@ class FetchStats:
 
 
 @dataclass(frozen=True)
+class OrgTotals:
+    """Prismatic's own totals for the whole organisation, to check the reports against.
+
+    ``daily`` holds ``orgDailyUsageMetrics`` (executions, steps and MB-seconds
+    per ``snapshotDate``), ``hourly`` the hourly ``orgTotalUsageMetrics``
+    snapshots (``deployedInstanceCount``). ``refused`` is the API's message
+    when the token may not read them (both tables are then empty).
+    """
+
+    daily: pa.Table = field(default_factory=ORG_DAILY_SCHEMA.empty_table)
+    hourly: pa.Table = field(default_factory=ORG_HOURLY_SCHEMA.empty_table)
+    refused: str | None = None
+
+
+@dataclass(frozen=True)
 class UsageRecords:
     """Everything fetched for one date range, as raw typed tables.
 
@@ -218,6 +254,8 @@ class UsageRecords:
     stats: FetchStats = field(default_factory=FetchStats)
     #: When the fetch (or the store's sync) started; frames judge finality against it.
     fetched_at: dt.datetime | None = None
+    #: The org totals for the range, when they were asked for (``org_totals=True``).
+    org_totals: OrgTotals | None = None
 
     def with_fetched_at(self, moment: dt.datetime) -> UsageRecords:
         """The same records, marked as fetched at ``moment`` (timezone-aware)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 import os
 from dataclasses import dataclass
 
@@ -12,6 +14,8 @@ from .client import fetch_usage_async
 from .config import DEFAULT_FINAL_AFTER_HOURS, Connection, FetchOptions
 from .frames import customer_instance_frame, instance_compute_frame
 from .progress import ProgressArg
+from .reconcile import Reconciliation
+from .reconcile import reconcile as reconcile_report
 from .records import UsageRecords
 from .sync import run_sync
 from .usage_store import UsageStore
@@ -21,11 +25,27 @@ __all__ = ["UsageReport", "fetch_report", "fetch_report_async"]
 
 @dataclass(frozen=True)
 class UsageReport:
-    """Both daily frames for a date range, and the raw records they came from."""
+    """Both daily frames for a date range, the raw records they came from, and their checks.
+
+    ``reconciliation`` is set when the org totals were fetched
+    (``fetch_report(..., reconcile=True)``); ``coverage`` is each customer's
+    snapshot coverage per day, for a heatmap.
+    """
 
     customer_instances: pd.DataFrame
     instance_compute: pd.DataFrame
     records: UsageRecords
+    reconciliation: Reconciliation | None = None
+    final_after: float = DEFAULT_FINAL_AFTER_HOURS
+
+    @functools.cached_property
+    def coverage(self) -> pd.DataFrame:
+        """Per customer and day with data: Snapshots, Expected Snapshots, Coverage, Final."""
+        frame = customer_instance_frame(self.records, extended=True, final_after=self.final_after)
+        return frame[
+            ["Customer ID", "Customer Name", "Date", "Snapshots", "Expected Snapshots",
+             "Coverage", "Final"]
+        ]  # fmt: skip
 
 
 def build_report(
@@ -43,10 +63,11 @@ def build_report(
     extended
         Add the extended columns (external ID, integration name, snapshot
         coverage and finality).
+        With org totals in ``records``, the report is also reconciled.
     final_after
         Hours after its end from which a day counts as final (``Final``).
     """
-    return UsageReport(
+    report = UsageReport(
         customer_instances=customer_instance_frame(
             records, extended=extended, final_after=final_after
         ),
@@ -54,7 +75,11 @@ def build_report(
             records, extended=extended, final_after=final_after
         ),
         records=records,
+        final_after=final_after,
     )
+    if records.org_totals is None:
+        return report
+    return dataclasses.replace(report, reconciliation=reconcile_report(report))
 
 
 async def fetch_report_async(
@@ -70,6 +95,7 @@ async def fetch_report_async(
     progress: ProgressArg = True,
     store: UsageStore | str | os.PathLike[str] | None = None,
     final_after: float = DEFAULT_FINAL_AFTER_HOURS,
+    reconcile: bool = False,
 ) -> UsageReport:
     """Fetch ``start``..``end`` (inclusive) and build both frames; see :func:`fetch_report`."""
     if store is not None:
@@ -84,8 +110,10 @@ async def fetch_report_async(
             options=options,
             final_after=final_after,
             progress=progress,
+            org_totals=reconcile,
         )
         stored = usage_store.records(synced.start, synced.end, tz=tz)
+        stored = dataclasses.replace(stored, org_totals=synced.org_totals)
         return build_report(
             stored.with_stats(synced.stats), extended=extended, final_after=final_after
         )
@@ -98,6 +126,7 @@ async def fetch_report_async(
         tz=tz,
         options=options,
         progress=progress,
+        org_totals=reconcile,
     )
     return build_report(records, extended=extended, final_after=final_after)
 
@@ -115,12 +144,17 @@ def fetch_report(
     progress: ProgressArg = True,
     store: UsageStore | str | os.PathLike[str] | None = None,
     final_after: float = DEFAULT_FINAL_AFTER_HOURS,
+    reconcile: bool = False,
 ) -> UsageReport:
     """Fetch a date range and return the daily customer-instance and compute frames.
 
     Works in scripts and inside Jupyter (see :func:`prismatic_usage.fetch_usage`
     for the parameters; ``extended`` adds the external ID, integration name and
     snapshot-count columns).
+
+    With ``reconcile``, Prismatic's org totals are fetched too and the report
+    is checked against them (``report.reconciliation``; a token that may not
+    read them gives a reconciliation that says so, never an error).
 
     With ``store`` (a :class:`UsageStore` or its directory), only what the store
     lacks is fetched (days that ended ``final_after`` hours ago are final and
@@ -150,5 +184,6 @@ def fetch_report(
             progress=progress,
             store=store,
             final_after=final_after,
+            reconcile=reconcile,
         )
     )

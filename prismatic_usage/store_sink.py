@@ -11,12 +11,15 @@ import datetime as dt
 import time
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from .errors import StoreError
 from .planner import StreamResult
-from .records import FetchStats
+from .records import FetchStats, OrgTotals
 from .store.commit import CommitResult, TableCounts
 from .store.dataset import UsageDataset
 from .store.journal import Journal
+from .units import SCHEMAS
 
 __all__ = ["StoreSink", "SyncResult"]
 
@@ -39,6 +42,8 @@ class SyncResult:
     counts: dict[str, TableCounts]
     changes: int
     changed_days: int
+    #: Prismatic's org totals for the range, when asked for (never stored).
+    org_totals: OrgTotals | None = None
 
     def summary(self) -> str:
         """One line: requests, rows added and restated values."""
@@ -68,6 +73,7 @@ class StoreSink:
         self._lists: set[str] = set()
         self._last_flush = time.monotonic()
         self._committed_rows = 0
+        self._org: dict[str, list[pa.Table]] = {"org_daily": [], "org_hourly": []}
         self.fetched_days: dict[str, set[dt.date]] = {"snapshots": set(), "metrics": set()}
         self.result = CommitResult()
 
@@ -76,6 +82,9 @@ class StoreSink:
         return self._lists == {"customers", "instances"}
 
     def __call__(self, result: StreamResult) -> None:
+        if result.kind in ("org_daily", "org_hourly"):
+            self._org[result.kind].append(result.table)  # reconciliation only: not stored
+            return
         self._journal.add(result)
         if result.kind in ("customers", "instances"):
             self._lists.add(result.kind)
@@ -88,6 +97,16 @@ class StoreSink:
             self.flush(commit=True)
         elif time.monotonic() - self._last_flush >= _FLUSH_SECONDS:
             self.flush(commit=False)
+
+    def org_totals(self, refused: str | None) -> OrgTotals:
+        """The org totals that arrived (empty, with the reason, if the API refused them)."""
+        if refused is not None:
+            return OrgTotals(refused=refused)
+        daily, hourly = (
+            pa.concat_tables(tables) if tables else SCHEMAS[kind].empty_table()
+            for kind, tables in self._org.items()
+        )
+        return OrgTotals(daily=daily, hourly=hourly)
 
     def flush(self, *, commit: bool) -> None:
         """Journal what is pending; with ``commit``, merge every batch into the dataset.

@@ -19,6 +19,8 @@ from .records import (
     CUSTOMER_SCHEMA,
     DAILY_METRIC_SCHEMA,
     INSTANCE_SCHEMA,
+    ORG_DAILY_SCHEMA,
+    ORG_HOURLY_SCHEMA,
     SNAPSHOT_SCHEMA,
     TableBuilder,
 )
@@ -70,6 +72,8 @@ SCHEMAS = {
     "instances": INSTANCE_SCHEMA,
     "snapshots": SNAPSHOT_SCHEMA,
     "metrics": DAILY_METRIC_SCHEMA,
+    "org_daily": ORG_DAILY_SCHEMA,
+    "org_hourly": ORG_HOURLY_SCHEMA,
 }
 
 

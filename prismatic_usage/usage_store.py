@@ -102,6 +102,7 @@ class UsageStore:
         options: FetchOptions | None = None,
         final_after: float = DEFAULT_FINAL_AFTER_HOURS,
         progress: ProgressArg = True,
+        org_totals: bool = False,
     ) -> SyncResult:
         """Fetch what the store lacks for local days ``start`` .. ``end`` and merge it.
 
@@ -121,6 +122,9 @@ class UsageStore:
             (differences are recorded in ``changes/``).
         progress
             As for :func:`prismatic_usage.fetch_usage`.
+        org_totals
+            Also fetch Prismatic's org totals for the range (not stored; in
+            ``SyncResult.org_totals``), to reconcile a report against.
 
         Raises
         ------
@@ -138,6 +142,7 @@ class UsageStore:
                 options=options,
                 final_after=final_after,
                 progress=progress,
+                org_totals=org_totals,
             )
         )
 
@@ -153,6 +158,7 @@ class UsageStore:
         options: FetchOptions | None = None,
         final_after: float = DEFAULT_FINAL_AFTER_HOURS,
         progress: ProgressArg = True,
+        org_totals: bool = False,
     ) -> SyncResult:
         """The ``await``-able :meth:`sync` (same parameters)."""
         with self.run() as run:
@@ -166,6 +172,7 @@ class UsageStore:
                 options=options,
                 final_after=final_after,
                 progress=progress,
+                org_totals=org_totals,
             )
 
     def records(self, start: dt.date | str, end: dt.date | str, *, tz: str = "UTC") -> UsageRecords:
@@ -212,6 +219,7 @@ class StoreRun:
         options: FetchOptions | None = None,
         final_after: float = DEFAULT_FINAL_AFTER_HOURS,
         progress: ProgressArg = True,
+        org_totals: bool = False,
     ) -> SyncResult:
         """See :meth:`UsageStore.sync`."""
         return run_sync(
@@ -225,6 +233,7 @@ class StoreRun:
                 options=options,
                 final_after=final_after,
                 progress=progress,
+                org_totals=org_totals,
             )
         )
 
@@ -240,16 +249,17 @@ class StoreRun:
         options: FetchOptions | None = None,
         final_after: float = DEFAULT_FINAL_AFTER_HOURS,
         progress: ProgressArg = True,
+        org_totals: bool = False,
     ) -> SyncResult:
         """See :meth:`UsageStore.sync`."""
         request = FetchRequest.resolve(start, end, url, token, connection, tz, options)
         check_final_after(final_after)
         self.syncs.append(_request_manifest(request, final_after))
         self.write_manifest("running")
-        return await self._sync(request, final_after, progress)
+        return await self._sync(request, final_after, progress, org_totals)
 
     async def _sync(
-        self, request: FetchRequest, final_after: float, progress: ProgressArg
+        self, request: FetchRequest, final_after: float, progress: ProgressArg, org_totals: bool
     ) -> SyncResult:
         began = time.monotonic()
         recovered = self.dataset.recover(now=self.started)
@@ -264,6 +274,8 @@ class StoreRun:
             current=self.dataset.current_entities(),
             known=self.dataset.known_entities(),
         )
+        if org_totals:
+            plan = plan.with_org_totals(request.start, request.end, request.tz)
         journal = Journal(
             self.dataset.layout.staging,
             self.run_id,
@@ -300,6 +312,7 @@ class StoreRun:
             counts=dict(sink.result.counts),
             changes=sink.result.changes,
             changed_days=len({day for _, day in sink.result.changed_days}),
+            org_totals=sink.org_totals(planner.org_totals_refused) if org_totals else None,
         )
 
     def _note(self, result: CommitResult, stats: FetchStats | None) -> None:

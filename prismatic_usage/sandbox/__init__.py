@@ -14,15 +14,17 @@ from .data import (
     Integration,
     OrgDailyMetric,
     OrgData,
+    OrgTotalMetric,
     Snapshot,
     global_id,
 )
-from .faults import FaultPlan
+from .faults import ORG_TOTALS, FaultPlan
 from .generator import demo_org, generate_org
 from .server import Sandbox
 from .stats import RequestRecord, RootFieldCall, SandboxStats
 
 __all__ = [
+    "ORG_TOTALS",
     "Customer",
     "DailyMetric",
     "FaultPlan",
@@ -30,6 +32,7 @@ __all__ = [
     "Integration",
     "OrgDailyMetric",
     "OrgData",
+    "OrgTotalMetric",
     "RequestRecord",
     "RootFieldCall",
     "Sandbox",

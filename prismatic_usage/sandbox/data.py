@@ -30,6 +30,7 @@ __all__ = [
     "Integration",
     "OrgDailyMetric",
     "OrgData",
+    "OrgTotalMetric",
     "Snapshot",
     "global_id",
     "parse_global_id",
@@ -105,6 +106,9 @@ class Instance:
     designed_by: str = "ORG"
     instance_type: str | None = "INTEGRATION"
     in_failed_state: bool | None = False
+    #: Deleted since: absent from ``instances`` and ``instance(id)``, but its usage
+    #: stays in the org totals (as on the real API).
+    deleted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +136,20 @@ class DailyMetric:
     failed_execution_count: int
     step_count: int
     spend_mb_secs: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrgTotalMetric:
+    """One ``OrgTotalUsageMetrics`` row: the whole org's totals at ``snapshot_time`` (hourly)."""
+
+    id: str
+    snapshot_time: dt.datetime
+    integration_count: int
+    customer_count: int
+    deployed_instance_count: int
+    deployed_unique_integration_count: int
+    user_count: int = 0
+    blob_bytes_stored: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +275,7 @@ class OrgData:
         was_enabled = gc.isenabled()
         gc.disable()  # sorting creates millions of key tuples; none is cyclic
         try:
-            _ = self.all_snapshots, self.all_metrics, self.org_daily
+            _ = self.all_snapshots, self.all_metrics, self.org_daily, self.org_totals
         finally:
             if was_enabled:
                 gc.enable()
@@ -329,6 +347,35 @@ class OrgData:
             for day, acc in sorted(sums.items())
         ]
         return SortedRows(rows, [r.snapshot_date for r in rows])
+
+    @cached_property
+    def org_totals(self) -> SortedRows[OrgTotalMetric, dt.datetime]:
+        """Hourly org snapshots: each hour's customer snapshots summed, at the whole hour.
+
+        Every customer counts (system ones too); an hour in which a customer has
+        no snapshot lacks its share, as a real org snapshot taken at another
+        moment than the customers' would differ.
+        """
+        hours: dict[dt.datetime, list[int]] = {}
+        for snap in self.snapshots:
+            hour = snap.snapshot_time.replace(minute=0, second=0, microsecond=0)
+            acc = hours.setdefault(hour, [0, 0])
+            acc[0] += snap.deployed_instance_count
+            acc[1] += snap.deployed_unique_integration_count
+        rows = [
+            OrgTotalMetric(
+                id=global_id(
+                    "OrgTotalUsageMetrics", uuid.uuid5(uuid.NAMESPACE_OID, hour.isoformat())
+                ),
+                snapshot_time=hour,
+                integration_count=len(self.integrations),
+                customer_count=len(self.customers),
+                deployed_instance_count=acc[0],
+                deployed_unique_integration_count=acc[1],
+            )
+            for hour, acc in sorted(hours.items())
+        ]
+        return SortedRows(rows, [r.snapshot_time for r in rows])
 
 
 def _index(kind: str, rows: Sequence[R]) -> dict[str, R]:

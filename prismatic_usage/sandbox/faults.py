@@ -14,7 +14,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CannedResponse", "FaultPlan", "TokenBucket", "retry_after_seconds"]
+__all__ = ["ORG_TOTALS", "CannedResponse", "FaultPlan", "TokenBucket", "retry_after_seconds"]
+
+
+#: Put in ``FaultPlan.denied_ids`` to refuse the org totals to the token.
+ORG_TOTALS = "organization"
 
 
 @dataclass
@@ -53,7 +57,9 @@ class FaultPlan:
         Request number n finds every token issued so far expired (once).
     denied_ids
         Customer / instance IDs whose usage metrics answer a GraphQL
-        "permission denied" error (HTTP 200, with a path).
+        "permission denied" error (HTTP 200, with a path); :data:`ORG_TOTALS`
+        among them denies the org totals (``orgDailyUsageMetrics``,
+        ``orgTotalUsageMetrics``).
     """
 
     latency: float = 0.0

@@ -33,6 +33,7 @@ CONNECTION_FIELDS = frozenset(
         "customerTotalUsageMetrics",
         "instanceDailyUsageMetrics",
         "orgDailyUsageMetrics",
+        "orgTotalUsageMetrics",
     }
 )
 

@@ -18,6 +18,7 @@ from typing import Any, TypeVar, overload
 from graphql import GraphQLError, GraphQLResolveInfo
 
 from .data import Customer, Instance, OrgData, SortedRows, parse_global_id
+from .faults import ORG_TOTALS
 from .relay import Page, PageRequest, connection, page_from
 
 __all__ = ["ROOT_RESOLVERS", "ResolveContext"]
@@ -222,7 +223,8 @@ def resolve_instances(_source: Any, info: GraphQLResolveInfo[Any], **args: Any) 
     rows = [
         i
         for i in ctx.data.instances
-        if _system_ok(i.is_system, args)
+        if not i.deleted
+        and _system_ok(i.is_system, args)
         and _time_ok(i.created_at, args, "createdAt")
         and _time_ok(i.updated_at, args, "updatedAt")
         and all(f(i, v) for f, v in filters)
@@ -298,9 +300,21 @@ def resolve_org_daily_usage_metrics(
 ) -> dict[str, Any]:
     """``orgDailyUsageMetrics``: per-date sums over every instance (system ones included)."""
     ctx = _context(info)
+    _check_permission(ctx, ORG_TOTALS)
     request = PageRequest.from_args(args, info.field_name)
     low, high = _bounds(args, "snapshotDate", exact=True)
     return _finish(ctx, page_from(_ranged(ctx.data.org_daily, low, high, args), request), args)
+
+
+def resolve_org_total_usage_metrics(
+    _source: Any, info: GraphQLResolveInfo[Any], **args: Any
+) -> dict[str, Any]:
+    """``orgTotalUsageMetrics``: hourly org snapshots (every customer, system ones included)."""
+    ctx = _context(info)
+    _check_permission(ctx, ORG_TOTALS)
+    request = PageRequest.from_args(args, info.field_name)
+    low, high = _bounds(args, "snapshotTime", exact=False)
+    return _finish(ctx, page_from(_ranged(ctx.data.org_totals, low, high, args), request), args)
 
 
 def resolve_customer(_source: Any, info: GraphQLResolveInfo[Any], id: str) -> Customer | None:
@@ -309,8 +323,9 @@ def resolve_customer(_source: Any, info: GraphQLResolveInfo[Any], id: str) -> Cu
 
 
 def resolve_instance(_source: Any, info: GraphQLResolveInfo[Any], id: str) -> Instance | None:
-    """``instance(id)``: any instance, system ones included; null when unknown."""
-    return _context(info).data.instances_by_id.get(id)
+    """``instance(id)``: any instance, system ones included; null when unknown or deleted."""
+    found = _context(info).data.instances_by_id.get(id)
+    return None if found is None or found.deleted else found
 
 
 ROOT_RESOLVERS: dict[str, Callable[..., Any]] = {
@@ -319,6 +334,7 @@ ROOT_RESOLVERS: dict[str, Callable[..., Any]] = {
     "customerTotalUsageMetrics": resolve_customer_total_usage_metrics,
     "instanceDailyUsageMetrics": resolve_instance_daily_usage_metrics,
     "orgDailyUsageMetrics": resolve_org_daily_usage_metrics,
+    "orgTotalUsageMetrics": resolve_org_total_usage_metrics,
     "customer": resolve_customer,
     "instance": resolve_instance,
 }

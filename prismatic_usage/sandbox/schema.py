@@ -39,6 +39,7 @@ _RECORD_TYPES = (
     "CustomerTotalUsageMetrics",
     "InstanceDailyUsageMetrics",
     "OrgDailyUsageMetrics",
+    "OrgTotalUsageMetrics",
 )
 
 

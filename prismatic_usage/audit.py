@@ -1,0 +1,81 @@
+"""Can finance invoice this? What keeps a written report from being clean (pure).
+
+A report is *clean* when every day of its range is final, every customer-day
+has a snapshot for every hour of the local day, and (when it was reconciled)
+every exact metric matches Prismatic's org totals. ``--strict`` turns an
+unclean report into exit code 6; the summary line says which of the three.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ._calendar import final_days
+from .config import resolve_zone
+
+if TYPE_CHECKING:
+    from .report import UsageReport
+
+__all__ = ["Audit", "audit"]
+
+_EPOCH = dt.date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class Audit:
+    """What is not clean in a report (all zero/empty: clean)."""
+
+    open_days: int
+    gappy_customer_days: int
+    reconciliation_days: int
+    reconciled: bool
+
+    @property
+    def clean(self) -> bool:
+        return not (self.open_days or self.gappy_customer_days or self.reconciliation_days)
+
+    def summary(self) -> str:
+        """One line: ``clean`` or what is not."""
+        if self.clean:
+            checked = "reconciled, " if self.reconciled else ""
+            return f"data clean: {checked}every day final, every hour's snapshot present"
+        parts = []
+        if self.open_days:
+            parts.append(f"{self.open_days} day{'s' * (self.open_days != 1)} not yet final")
+        if self.gappy_customer_days:
+            parts.append(f"{self.gappy_customer_days} customer-days with missing snapshot hours")
+        if self.reconciliation_days:
+            parts.append(f"differences from the org totals on {self.reconciliation_days} days")
+        return "data not clean: " + "; ".join(parts)
+
+
+def audit(report: UsageReport, *, as_of: dt.datetime | None = None) -> Audit:
+    """Judge a report: open days, customer-days with missing hours, reconciliation differences.
+
+    Parameters
+    ----------
+    report : UsageReport
+        A built report (``report.final_after`` says when a day is final).
+    as_of : datetime.datetime, optional
+        When the data was fetched; default ``report.records.fetched_at``, else now.
+    """
+    records = report.records
+    moment = as_of or records.fetched_at or dt.datetime.now(dt.UTC)
+    days = np.arange((records.start - _EPOCH).days, (records.end - _EPOCH).days + 1, dtype=np.int64)
+    final = final_days(days, resolve_zone(records.tz), as_of=moment, final_after=report.final_after)
+    coverage = report.coverage
+    gappy = int((coverage["Snapshots"] < coverage["Expected Snapshots"]).sum())
+    reconciliation = report.reconciliation
+    differing = 0
+    if reconciliation is not None and reconciliation.refused is None:
+        differing = int(reconciliation.differences["Date"].nunique())
+    return Audit(
+        open_days=int((~final).sum()),
+        gappy_customer_days=gappy,
+        reconciliation_days=differing,
+        reconciled=reconciliation is not None and reconciliation.refused is None,
+    )
