@@ -7,6 +7,7 @@ pure functions over the daily frames. ``fetch_report`` does the first three
 steps in one call.
 """
 
+from .audit import Audit, audit
 from .billing import Prices, billing_summary, compute_rollup, customer_period_rollup
 from .client import (
     FetchEstimate,
@@ -42,6 +43,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "APIError",
+    "Audit",
     "AuthenticationError",
     "ConfigurationError",
     "Connection",
@@ -66,6 +68,7 @@ __all__ = [
     "UsageReport",
     "UsageStore",
     "__version__",
+    "audit",
     "billing_summary",
     "build_report",
     "compute_rollup",

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["plot_daily_executions", "plot_deployed_instances", "plot_top_compute"]
+__all__ = ["plot_coverage", "plot_daily_executions", "plot_deployed_instances", "plot_top_compute"]
 
 MISSING_MATPLOTLIB = "plots need matplotlib: pip install 'prismatic-usage[notebook]'"
 
@@ -233,6 +233,60 @@ def plot_top_compute(compute_frame: pd.DataFrame, *, top: int = 10) -> Figure:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def plot_coverage(coverage: pd.DataFrame, *, top: int = 30) -> Figure:
+    """Snapshot coverage as a heatmap: customers down, days across, 1.0 = every hour.
+
+    A blank cell is a day without any snapshot; a pale one, a day with missing
+    hours. Customers with the lowest coverage come first, so gaps are seen.
+
+    Parameters
+    ----------
+    coverage : pandas.DataFrame
+        ``UsageReport.coverage`` (or an extended customer frame).
+    top : int, default 30
+        How many customers to draw, lowest mean coverage first.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed.
+    ValueError
+        If a needed column is missing or ``top`` < 1.
+    """
+    _check(coverage, ("Customer ID", "Customer Name", "Date", "Coverage"))
+    _check_top(top)
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.set_title("Snapshot coverage per customer and day (1.0 = every hour)")
+    if coverage.empty:
+        return _no_data(fig, ax)
+    days = _day_range(coverage["Date"])
+    ranked = (
+        coverage.groupby("Customer ID", sort=False)
+        .agg(mean=("Coverage", "sum"), name=("Customer Name", "first"))
+        .reset_index()
+    )
+    ranked["mean"] = ranked["mean"] / len(days)
+    ranked = ranked.sort_values(["mean", "name", "Customer ID"]).head(top)
+    grid = np.full((len(ranked), len(days)), np.nan)
+    for row, customer_id in enumerate(ranked["Customer ID"]):
+        rows = coverage[coverage["Customer ID"] == customer_id]
+        grid[row] = _on_days(days, rows["Date"], rows["Coverage"].to_numpy(float))
+    image = ax.imshow(grid, aspect="auto", vmin=0.0, vmax=1.0, cmap="viridis",
+                      interpolation="nearest")  # fmt: skip
+    ax.set_yticks(range(len(ranked)))
+    ax.set_yticklabels(_labels(ranked["name"], ranked["Customer ID"], coverage), fontsize="small")
+    step = max(1, len(days) // 10)
+    ax.set_xticks(range(0, len(days), step))
+    ax.set_xticklabels([str(day) for day in days[::step]], rotation=45, ha="right")
+    fig.colorbar(image, ax=ax, label="snapshots / hours of the day")
+    return fig
 
 
 def _figure() -> Figure:
