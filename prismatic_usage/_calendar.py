@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["final_days", "hours_in_days", "local_days"]
+__all__ = ["day_and_hour", "final_days", "hours_in_days", "local_days"]
 
 _EPOCH = dt.date(1970, 1, 1)
 
@@ -99,3 +99,29 @@ def local_days(times: pa.ChunkedArray | pa.Array, zone: zoneinfo.ZoneInfo) -> In
         micros = np.asarray(utc.tz_convert(zone).tz_localize(None).asi8, dtype=np.int64)
     result: IntArray = micros // _MICROS_PER_DAY
     return result
+
+
+def day_and_hour(
+    times: pa.ChunkedArray | pa.Array, zone: zoneinfo.ZoneInfo
+) -> tuple[IntArray, IntArray]:
+    """Each timestamp's local day and its hour within that day (0 .. 22, 23 or 24).
+
+    The hour counts elapsed hours since the local midnight, so the repeated
+    hour of a day that falls back is told apart and a half-hour zone's hours
+    stay within their day.
+
+    Parameters
+    ----------
+    times
+        Arrow timestamps (``timestamp[us, UTC]``).
+    zone
+        The zone whose days and midnights are meant.
+    """
+    days = local_days(times, zone)
+    micros = np.asarray(times.cast(pa.int64()).to_numpy(), dtype=np.int64)
+
+    def midnight(day: int) -> int:
+        return int(_midnight_utc(day, zone).timestamp()) * 1_000_000
+
+    midnights = np.asarray(_per_unique_day(days, midnight), dtype=np.int64)
+    return days, (micros - midnights) // 3_600_000_000

@@ -9,13 +9,17 @@ unclean report into exit code 6; the summary line says which of the three.
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
 
-from ._calendar import final_days
+from ._calendar import IntArray, day_and_hour, final_days, hours_in_days
 from .config import resolve_zone
+from .records import UsageRecords
 
 if TYPE_CHECKING:
     from .report import UsageReport
@@ -23,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["Audit", "audit"]
 
 _EPOCH = dt.date(1970, 1, 1)
+_UTC = zoneinfo.ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class Audit:
     """What is not clean in a report (all zero/empty: clean)."""
 
     open_days: int
+    #: Customer-days (of customers with data in the range) lacking some hour's snapshot.
     gappy_customer_days: int
     reconciliation_days: int
     reconciled: bool
@@ -53,6 +59,28 @@ class Audit:
         return "data not clean: " + "; ".join(parts)
 
 
+def _customer_days_missing_hours(
+    records: UsageRecords, days: IntArray, zone: zoneinfo.ZoneInfo
+) -> int:
+    """Customer-days of the range without a snapshot in every hour of the local day.
+
+    Every customer with a snapshot anywhere in the range is expected on every
+    day: a day with none counts, and so does a day where two snapshots share an
+    hour while another hour has none.
+    """
+    snapshots = records.snapshots
+    known = pc.is_in(snapshots.column("customer_id"), value_set=records.customers.column("id"))
+    snapshots = snapshots.filter(known)
+    day, hour = day_and_hour(snapshots.column("snapshot_time"), zone)
+    inside = (day >= days[0]) & (day <= days[-1])
+    customers = np.asarray(snapshots.column("customer_id").to_pylist(), dtype=object)[inside]
+    seen = pd.DataFrame({"customer": customers, "day": day[inside], "hour": hour[inside]})
+    distinct = seen.drop_duplicates().groupby(["customer", "day"]).size().reset_index(name="n")
+    expected = hours_in_days(distinct["day"].to_numpy(np.int64), zone)
+    complete = int((distinct["n"].to_numpy(np.int64) >= expected).sum())
+    return len(set(customers.tolist())) * len(days) - complete
+
+
 def audit(report: UsageReport, *, as_of: dt.datetime | None = None) -> Audit:
     """Judge a report: open days, customer-days with missing hours, reconciliation differences.
 
@@ -66,9 +94,12 @@ def audit(report: UsageReport, *, as_of: dt.datetime | None = None) -> Audit:
     records = report.records
     moment = as_of or records.fetched_at or dt.datetime.now(dt.UTC)
     days = np.arange((records.start - _EPOCH).days, (records.end - _EPOCH).days + 1, dtype=np.int64)
-    final = final_days(days, resolve_zone(records.tz), as_of=moment, final_after=report.final_after)
-    coverage = report.coverage
-    gappy = int((coverage["Snapshots"] < coverage["Expected Snapshots"]).sum())
+    zone = resolve_zone(records.tz)
+    # Final in the report's zone and as a UTC day: the compute rows are UTC dates.
+    final = final_days(days, zone, as_of=moment, final_after=report.final_after) & final_days(
+        days, _UTC, as_of=moment, final_after=report.final_after
+    )
+    gappy = _customer_days_missing_hours(records, days, zone)
     reconciliation = report.reconciliation
     differing = 0
     if reconciliation is not None and reconciliation.refused is None:

@@ -38,6 +38,7 @@ Amounts use :class:`decimal.Decimal` throughout; see :func:`billing_summary`.
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -67,6 +68,8 @@ __all__ = [
     "compute_rollup",
     "customer_period_rollup",
 ]
+
+_UTC = zoneinfo.ZoneInfo("UTC")
 
 PERIODS: tuple[str, ...] = ("month", "week", "range")
 """The period names the roll-ups accept."""
@@ -439,7 +442,10 @@ def billing_summary(
     data = _join.joined(usage, compute, zone)
     if as_of is not None:
         period_end = _periods.days(pd.Series(data["Period End"]))
-        data["Final"] = final_days(period_end, zone, as_of=as_of, final_after=final_after)
+        # Final in the report's zone and as a UTC day (the compute rows' snapshotDate).
+        data["Final"] = final_days(
+            period_end, zone, as_of=as_of, final_after=final_after
+        ) & final_days(period_end, _UTC, as_of=as_of, final_after=final_after)
     if lines:
         data.update(_amounts(data, lines))
     frame = spec.build({name: data[name] for name in spec.names})

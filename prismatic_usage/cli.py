@@ -175,6 +175,7 @@ def _run(args: argparse.Namespace) -> int:
                 reconcile=args.reconcile,
             )
             paths = _write(args, report, prices)
+            args.written = paths
         else:
             with UsageStore(args.store).run() as run:
                 synced = run.sync(
@@ -197,6 +198,7 @@ def _run(args: argparse.Namespace) -> int:
                     final_after=args.final_after,
                 )
                 paths = _write(args, report, prices)
+                args.written = paths
                 run.add_outputs(paths)
     if not args.quiet:
         for path in paths:
@@ -324,7 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     except KeyboardInterrupt as exc:
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"
-        print(f"prismatic-usage: {what}; no report written", file=sys.stderr)
+        written = getattr(args, "written", None)
+        outcome = "after the reports were written" if written else "no report written"
+        print(f"prismatic-usage: {what}; {outcome}", file=sys.stderr)
         return exit_code(exc)
     except PrismaticUsageError as exc:
         if args.verbose:

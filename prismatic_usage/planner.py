@@ -57,6 +57,7 @@ _ORG_STREAMS = {"snapshots": queries.SNAPSHOTS_ORG_WIDE, "metrics": queries.METR
 _ENTITY_STREAMS = {"snapshots": queries.SNAPSHOTS, "metrics": queries.METRICS}
 _LIST_OF_KIND = {"snapshots": queries.CUSTOMERS.name, "metrics": queries.INSTANCES.name}
 _ORG_TOTALS = (queries.ORG_DAILY, queries.ORG_HOURLY)
+_ORG_TOTAL_NAMES = frozenset(stream.name for stream in _ORG_TOTALS)
 # The most rows a per-entity stream holds a day: one daily-metrics row per
 # instance; hourly snapshots (25 on a DST day, one more if one lands on each
 # midnight). Only an estimate for packing: a longer page is simply paged on.
@@ -154,9 +155,11 @@ class Planner:
 
     def _plan_pages_until(self, unit: PageUnit, state: StreamState, total: int) -> None:
         size = self._options.page_size
+        # Every org-total page travels alone: a refusal would null a packed answer.
+        alone = unit.stream in _ORG_TOTALS
         for offset in range(state.planned_until, total, size):
             state.outstanding += 1
-            self._enqueue(PageUnit(unit.stream, unit.entity, offset, size, unit.window))
+            self._enqueue(PageUnit(unit.stream, unit.entity, offset, size, unit.window, alone))
             state.planned_until = offset + size
 
     def _org_probe_answered(self, kind: str, *, accepted: bool) -> None:
@@ -354,6 +357,14 @@ class Planner:
             # Org totals only check the report: a refusal (no permission) never fails it.
             log.info("the API refused %s (%s); no reconciliation", unit.stream.name, message)
             self.org_totals_refused = message
+            # Pages of the org totals still queued are never sent.
+            self._probes = deque(u for u in self._probes if u.stream not in _ORG_TOTALS)
+            for key, other in self._states.items():
+                if key[0] in _ORG_TOTAL_NAMES and other.outstanding:
+                    other.outstanding = 0
+                    other.total = other.total or 0
+                    other.builder = None
+                    self._entities_done += 1
             state = self._states[unit.key]
             if state.total is None or state.outstanding:
                 self._entities_done += 1

@@ -93,10 +93,15 @@ class Reconciliation:
             if rows.empty:
                 parts.append(f"{label} match")
                 continue
-            total = sum(int(v) for v in rows["Difference"])
-            days = rows["Date"].nunique()
-            where = "not attributed to a listed instance" if total > 0 else "more than the org's"
-            parts.append(f"{abs(total):,} {unit} on {days} day{'s' * (days != 1)} {where}")
+            # Shortfalls and surpluses are told apart: they must never cancel out.
+            for sign, where in ((1, "not attributed to a listed instance"),
+                                (-1, "more in the report than in the org's totals")):  # fmt: skip
+                side = rows[[int(v) * sign > 0 for v in rows["Difference"]]]
+                if side.empty:
+                    continue
+                total = sum(abs(int(v)) for v in side["Difference"])
+                days = side["Date"].nunique()
+                parts.append(f"{total:,} {unit} on {days} day{'s' * (days != 1)} {where}")
         deployed = self.frame[self.frame["Metric"] == DEPLOYED]["Difference"]
         gaps = [abs(float(v)) for v in deployed if v is not None and not math.isnan(float(v))]
         if gaps:

@@ -827,3 +827,22 @@ def test_summary_counts_coverage_in_hours_and_says_which_periods_are_final() -> 
          "Days In Period": 2},
     ]  # fmt: skip
     assert "Final" not in billing_summary(usage, compute).columns  # only given a fetch time
+
+
+def test_a_period_is_final_only_once_its_utc_day_is_final_too() -> None:
+    """Tokyo's 2025-01-31 ends at 15:00 UTC, but its compute rows (UTC dates) at 24:00 UTC."""
+    usage = CUSTOMER_INSTANCE.select(extended=False).build(
+        {
+            "Customer ID": ["c1"],
+            "Customer Name": ["A"],
+            "Date": pd.array([D(2025, 1, 31)], dtype=pd.ArrowDtype(pa.date32())),
+            "Deployed Instances": [1.0],
+            "Unique Integrations": [1.0],
+        }
+    )
+    compute = INSTANCE_COMPUTE.select(extended=False).empty()
+    between = dt.datetime(2025, 2, 2, 20, tzinfo=dt.UTC)  # 53 h after Tokyo's end, 44 h after UTC's
+    summary = billing_summary(usage, compute, tz="Asia/Tokyo", as_of=between)
+    assert summary["Final"].tolist() == [False]
+    later = dt.datetime(2025, 2, 3, 0, tzinfo=dt.UTC)  # 48 h after the UTC day ended
+    assert billing_summary(usage, compute, tz="Asia/Tokyo", as_of=later)["Final"].tolist() == [True]

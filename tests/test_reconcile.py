@@ -237,3 +237,95 @@ def test_reconcile_needs_org_totals_and_takes_them_as_an_argument(
                                       "Expected Snapshots", "Coverage", "Final"]  # fmt: skip
     assert (coverage["Expected Snapshots"] == 24).all()
     assert isinstance(coverage, pd.DataFrame) and coverage["Final"].all()
+
+
+# -- found in review -------------------------------------------------------------------------
+
+
+def test_strict_counts_a_day_without_any_snapshot_of_a_customer(
+    tmp_path: Path, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    whole = generate_org(seed=5, customers=3, start=START, days=4, missing_hour_rate=0.0,
+                         missing_day_rate=0.0, system_customers=0)  # fmt: skip
+    victim = whole.customers[0].id
+    day = START + dt.timedelta(days=1)
+    snapshots = [s for s in whole.snapshots
+                 if not (s.customer_id == victim and s.snapshot_time.date() == day)]  # fmt: skip
+    sb = make_sandbox(data=rebuilt(dataclasses.replace(whole, snapshots=snapshots)))
+    result = run_cli("--url", sb.url, "--start-date", START.isoformat(), "--end-date",
+                     (START + dt.timedelta(days=2)).isoformat(), "--rate", "10000", "--strict",
+                     "--output-dir", "out", cwd=tmp_path,
+                     env={"PRISMATIC_API_KEY": sb.token})  # fmt: skip
+    assert result.returncode == 6
+    assert result.stderr.strip() == "data not clean: 1 customer-days with missing snapshot hours"
+
+
+def test_two_snapshots_in_one_hour_do_not_hide_a_missing_hour() -> None:
+    from prismatic_usage import UsageRecords, audit, build_report
+    from prismatic_usage.records import CUSTOMER_SCHEMA, SNAPSHOT_SCHEMA
+
+    hours = [h for h in range(24) if h != 5] + [0]  # hour 5 missing, hour 0 twice
+    snapshots = [
+        {"id": f"s{k}", "customer_id": "c1", "snapshot_time":
+         dt.datetime(2024, 12, 1, h, 30 if k == len(hours) - 1 else 0, tzinfo=dt.UTC),
+         "deployed_instance_count": 1, "deployed_unique_integration_count": 1}
+        for k, h in enumerate(hours)
+    ]  # fmt: skip
+    import pyarrow as pa
+
+    records = UsageRecords(
+        start=START, end=START, tz="UTC",
+        customers=pa.Table.from_pylist([{"id": "c1", "name": "A", "external_id": None}],
+                                       CUSTOMER_SCHEMA),
+        snapshots=pa.Table.from_pylist(snapshots, SNAPSHOT_SCHEMA),
+        fetched_at=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+    )  # fmt: skip
+    report = build_report(records)
+    assert report.coverage["Snapshots"].tolist() == [24]  # counted, as documented
+    assert audit(report).gappy_customer_days == 1  # but an hour is missing
+
+
+def test_a_refusal_on_a_later_page_of_the_org_totals_is_still_only_a_warning(
+    clean_org: OrgData, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    from prismatic_usage import FetchProgress
+
+    sb = make_sandbox(data=clean_org)
+
+    def deny_after_the_first_pages(event: FetchProgress) -> None:
+        if event.requests == 3:
+            sb.update_faults(denied_ids=frozenset({ORG_TOTALS}))
+
+    options = FetchOptions(requests_per_second=None, page_size=20, concurrency=1)
+    report = fetch_report(START, END, url=sb.url, token=sb.token, options=options,
+                          progress=deny_after_the_first_pages, reconcile=True)  # fmt: skip
+    assert report.reconciliation is not None and report.reconciliation.refused
+    assert len(report.instance_compute) > 0
+    # No request ever carried an org-total page beside anything else.
+    for record in sb.stats.request_log:
+        names = {c.field_name for c in record.root_fields}
+        if names & {"orgDailyUsageMetrics", "orgTotalUsageMetrics"}:
+            assert len(record.root_fields) == 1
+
+
+def test_shortfalls_and_surpluses_never_cancel_in_the_summary(
+    clean_org: OrgData, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    sb = make_sandbox(data=clean_org)
+    report = fetch_report(START, START + dt.timedelta(days=1), url=sb.url, token=sb.token,
+                          options=FAST, progress=False, reconcile=True)  # fmt: skip
+    org = report.records.org_totals
+    assert org is not None
+    daily = org.daily.to_pylist()
+    daily[0]["successful_execution_count"] += 7
+    daily[0]["failed_execution_count"] -= 7
+    daily[0]["spend_mb_secs"] += 100
+    daily[1]["spend_mb_secs"] -= 100
+    import pyarrow as pa
+
+    skewed = OrgTotals(daily=pa.Table.from_pylist(daily, org.daily.schema), hourly=org.hourly)
+    summary = reconcile(report, skewed).summary()
+    assert "7 executions on 1 day not attributed to a listed instance" in summary
+    assert "7 executions on 1 day more in the report than in the org's totals" in summary
+    assert "100 MB-seconds on 1 day not attributed" in summary
+    assert "100 MB-seconds on 1 day more in the report" in summary
