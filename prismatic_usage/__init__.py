@@ -9,14 +9,7 @@ steps in one call.
 
 from .audit import Audit, audit
 from .billing import Prices, billing_summary, compute_rollup, customer_period_rollup
-from .client import (
-    FetchEstimate,
-    FetchProgress,
-    estimate_fetch,
-    estimate_fetch_async,
-    fetch_usage,
-    fetch_usage_async,
-)
+from .client import FetchProgress, fetch_usage, fetch_usage_async
 from .config import Connection, FetchOptions, resolve_connection
 from .errors import (
     APIError,
@@ -31,6 +24,7 @@ from .errors import (
     StoreError,
     StoreLockedError,
 )
+from .estimate import FetchEstimate, estimate_fetch, estimate_fetch_async
 from .export import write_csv, write_parquet, write_reports
 from .frames import customer_instance_frame, instance_compute_frame
 from .reconcile import Reconciliation, reconcile

@@ -24,7 +24,6 @@ from . import config
 from .audit import audit
 from .billing import Prices, billing_summary
 from .cli_args import UsageError, build_parser, resolve_range
-from .client import estimate_fetch
 from .columns import CUSTOMER_INSTANCE, INSTANCE_COMPUTE
 from .config import Connection, FetchOptions
 from .errors import (
@@ -37,6 +36,7 @@ from .errors import (
     StoreError,
     StoreLockedError,
 )
+from .estimate import estimate_fetch
 from .export import write_reports
 from .report import UsageReport, build_report, fetch_report
 from .usage_store import SyncResult, UsageStore

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import math
 import time
 from dataclasses import dataclass
 
@@ -27,7 +26,6 @@ from .config import (
 )
 from .errors import ConfigurationError
 from .pacing import RequestGate
-from .packing import MAX_ROOT_FIELDS
 from .pages import without_duplicates
 from .plan import FetchPlan, local_window
 from .planner import FetchProgress, Planner, ProgressCallback, StreamResult, StreamSink
@@ -42,10 +40,7 @@ from .sync import run_sync
 from .units import SCHEMAS
 
 __all__ = [
-    "FetchEstimate",
     "FetchProgress",
-    "estimate_fetch",
-    "estimate_fetch_async",
     "fetch_usage",
     "fetch_usage_async",
     "snapshot_time_bounds",
@@ -64,7 +59,7 @@ def snapshot_time_bounds(start: dt.date, end: dt.date, tz: str) -> tuple[str, st
     return window.time_gte, window.time_lte
 
 
-class _Collector:
+class Collector:
     """The default stream sink: keeps every finished stream's table, per kind."""
 
     def __init__(self) -> None:
@@ -159,7 +154,7 @@ async def fetch_usage_async(
     request = FetchRequest.resolve(start, end, url, token, connection, tz, options)
     began = time.monotonic()
     began_at = dt.datetime.now(dt.UTC)
-    collector = _Collector()
+    collector = Collector()
     with progress_reporter(progress) as report_progress:
         plan = FetchPlan.whole(request.start, request.end, request.tz)
         if org_totals:
@@ -168,7 +163,9 @@ async def fetch_usage_async(
             request, plan, collector, report_progress
         )
     records = dataclasses.replace(
-        _records(request, collector, planner, counters, max_in_flight, time.monotonic() - began),
+        collected_records(
+            request, collector, planner, counters, max_in_flight, time.monotonic() - began
+        ),
         fetched_at=began_at,
         org_totals=collector.org_totals(planner.org_totals_refused) if org_totals else None,
     )
@@ -239,9 +236,9 @@ async def run_planner(
     return planner, session.counters, gate.max_in_flight
 
 
-def _records(
+def collected_records(
     request: FetchRequest,
-    collector: _Collector,
+    collector: Collector,
     planner: Planner,
     counters: SessionCounters,
     max_in_flight: int,
@@ -289,128 +286,6 @@ def fetch_stats(
         org_wide_snapshots=bool(planner.org_wide["snapshots"]),
         org_wide_metrics=bool(planner.org_wide["metrics"]),
         max_in_flight=max_in_flight,
-    )
-
-
-@dataclass(frozen=True)
-class FetchEstimate:
-    """What fetching a range would cost, judged from the customer and instance lists.
-
-    Snapshots are assumed hourly (24 a customer a day) and daily metrics one per
-    instance a day, so the page counts are upper estimates for sparse data. With
-    ``org_wide`` on, the daily-metrics probe is assumed refused, as current
-    Prismatic does, and metrics are counted per instance.
-    """
-
-    start: dt.date
-    end: dt.date
-    customers: int
-    instances: int
-    snapshot_pages: int
-    metric_pages: int
-    requests: int
-    seconds: float | None
-    list_requests: int
-
-    @classmethod
-    def from_counts(
-        cls,
-        start: dt.date,
-        end: dt.date,
-        *,
-        customers: int,
-        instances: int,
-        options: FetchOptions,
-        list_requests: int = 0,
-    ) -> FetchEstimate:
-        """The estimate for these counts; pure arithmetic, no network."""
-        days = (end - start).days + 1
-        page = options.page_size
-        budget = options.pack * page
-        fields = MAX_ROOT_FIELDS if options.pack > 1 else 1
-
-        def packed(units: int, nodes: int) -> int:
-            # A request carries up to ``budget`` nodes in up to ``fields`` root fields.
-            return max(math.ceil(nodes / budget), math.ceil(units / fields)) if units else 0
-
-        metric_pages = instances * math.ceil(days / page)
-        metric_nodes = instances * days  # one row per instance and day
-        if options.org_wide:
-            snapshot_pages = max(1, math.ceil(customers * 24 * days / page))
-            # Both probes travel alone; the snapshot probe is also a data page.
-            requests = 2 + packed(
-                snapshot_pages - 1 + metric_pages, (snapshot_pages - 1) * page + metric_nodes
-            )
-        else:
-            snapshot_pages = customers * math.ceil(24 * days / page)
-            snapshot_nodes = customers * 24 * days
-            requests = packed(snapshot_pages + metric_pages, snapshot_nodes + metric_nodes)
-        rate = options.requests_per_second
-        return cls(
-            start=start,
-            end=end,
-            customers=customers,
-            instances=instances,
-            snapshot_pages=snapshot_pages,
-            metric_pages=metric_pages,
-            requests=requests,
-            seconds=requests / rate if rate else None,
-            list_requests=list_requests,
-        )
-
-    def summary(self) -> str:
-        """A few lines for the CLI's ``--dry-run``."""
-        pace = f"~{self.seconds:.0f} s at the configured rate" if self.seconds else "unpaced"
-        return (
-            f"{self.start} to {self.end}: {self.customers} customers, {self.instances} instances\n"
-            f"would fetch ~{self.snapshot_pages} snapshot pages and ~{self.metric_pages} "
-            f"daily-metric pages in ~{self.requests} requests ({pace})"
-        )
-
-
-async def estimate_fetch_async(
-    start: dt.date | str,
-    end: dt.date | str,
-    *,
-    url: str | None = None,
-    token: str | None = None,
-    connection: Connection | None = None,
-    tz: str = "UTC",
-    options: FetchOptions | None = None,
-) -> FetchEstimate:
-    """List customers and instances only, and estimate the cost of :func:`fetch_usage`."""
-    request = FetchRequest.resolve(start, end, url, token, connection, tz, options)
-    collector = _Collector()
-    plan = FetchPlan.whole(request.start, request.end, request.tz)
-    planner, counters, max_in_flight = await run_planner(
-        request, plan, collector, None, lists_only=True
-    )
-    records = _records(request, collector, planner, counters, max_in_flight, 0.0)
-    return FetchEstimate.from_counts(
-        request.start,
-        request.end,
-        customers=records.customers.num_rows,
-        instances=records.instances.num_rows,
-        options=request.options,
-        list_requests=counters.requests,
-    )
-
-
-def estimate_fetch(
-    start: dt.date | str,
-    end: dt.date | str,
-    *,
-    url: str | None = None,
-    token: str | None = None,
-    connection: Connection | None = None,
-    tz: str = "UTC",
-    options: FetchOptions | None = None,
-) -> FetchEstimate:
-    """Synchronous :func:`estimate_fetch_async` (also inside Jupyter)."""
-    return run_sync(
-        estimate_fetch_async(
-            start, end, url=url, token=token, connection=connection, tz=tz, options=options
-        )
     )
 
 

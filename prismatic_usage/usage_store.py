@@ -10,7 +10,6 @@ knows no files.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import secrets
@@ -29,9 +28,10 @@ from .progress import ProgressArg, progress_reporter
 from .records import FetchStats, UsageRecords
 from .store.commit import CommitResult
 from .store.dataset import StoreInfo, UsageDataset
-from .store.files import StoreLock, atomic_write, sha256_of
+from .store.files import StoreLock, sha256_of
 from .store.journal import Journal
 from .store.layout import FORMAT_VERSION
+from .store.manifest import close_stale_manifests, manifest_totals, write_json
 from .store_sink import StoreSink, SyncResult
 from .sync import run_sync
 
@@ -347,14 +347,14 @@ class StoreRun:
             "tool": "prismatic-usage",
             "tool_version": __version__,
             "store_format_version": FORMAT_VERSION,
-            **_totals(self.syncs),
+            **manifest_totals(self.syncs),
             "syncs": self.syncs,
             "started": self.started.isoformat(),
             "ended": dt.datetime.now(dt.UTC).isoformat() if outcome != "running" else None,
             "outcome": outcome,
             "files": files,
         }
-        _write_json(self.dataset.layout.runs / f"{self.run_id}.json", document)
+        write_json(self.dataset.layout.runs / f"{self.run_id}.json", document)
 
 
 #: The largest --final-after accepted: a millennium, in hours (far from any date overflow).
@@ -367,52 +367,6 @@ def check_final_after(hours: float) -> None:
         raise ConfigurationError(
             f"final-after must be between 0 and {MAX_FINAL_AFTER_HOURS} hours, got {hours}"
         )
-
-
-def _totals(syncs: list[dict[str, object]]) -> dict[str, object]:
-    """The manifest's top level: the last sync's range and settings, every sync's sums."""
-    if not syncs:
-        return {}
-    totals: dict[str, object] = {
-        key: value for key, value in syncs[-1].items() if key not in ("rows", "changes")
-    }
-    rows: dict[str, dict[str, int]] = {}
-    for sync in syncs:
-        per_table = sync.get("rows")
-        if not isinstance(per_table, dict):
-            continue
-        for table, counts in per_table.items():
-            into = rows.setdefault(table, dict.fromkeys(counts, 0))
-            for name, value in counts.items():
-                into[name] += value
-    totals["rows"] = rows
-    for key in ("changes", "requests", "retries"):
-        values = [sync.get(key) for sync in syncs]
-        totals[key] = None if None in values else sum(int(str(v)) for v in values)
-    return totals
-
-
-def close_stale_manifests(runs: Path, *, by: str) -> None:
-    """Mark manifests still ``running`` as ``interrupted``: their run died (we hold the lock)."""
-    if not runs.is_dir():
-        return
-    for path in sorted(runs.glob("*.json")):
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if document.get("outcome") != "running" or document.get("run_id") == by:
-            continue
-        document["outcome"] = "interrupted"
-        document["note"] = (
-            f"stopped without finishing (killed?); run {by} merged what it had journaled"
-        )
-        _write_json(path, document)
-
-
-def _write_json(path: Path, document: dict[str, object]) -> None:
-    payload = json.dumps(document, indent=2, default=str).encode()
-    atomic_write(path, lambda fh: fh.write(payload))
 
 
 def _request_manifest(request: FetchRequest, final_after: float) -> dict[str, object]:

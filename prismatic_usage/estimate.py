@@ -1,0 +1,141 @@
+"""What a fetch would cost, judged from the customer and instance lists (``--dry-run``).
+
+Lists customers and instances only (a few requests), then estimates the pages
+and requests of :func:`prismatic_usage.fetch_usage` by arithmetic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+
+from .client import Collector, FetchRequest, collected_records, run_planner
+from .config import Connection, FetchOptions
+from .packing import MAX_ROOT_FIELDS
+from .plan import FetchPlan
+from .sync import run_sync
+
+__all__ = ["FetchEstimate", "estimate_fetch", "estimate_fetch_async"]
+
+
+@dataclass(frozen=True)
+class FetchEstimate:
+    """What fetching a range would cost, judged from the customer and instance lists.
+
+    Snapshots are assumed hourly (24 a customer a day) and daily metrics one per
+    instance a day, so the page counts are upper estimates for sparse data. With
+    ``org_wide`` on, the daily-metrics probe is assumed refused, as current
+    Prismatic does, and metrics are counted per instance.
+    """
+
+    start: dt.date
+    end: dt.date
+    customers: int
+    instances: int
+    snapshot_pages: int
+    metric_pages: int
+    requests: int
+    seconds: float | None
+    list_requests: int
+
+    @classmethod
+    def from_counts(
+        cls,
+        start: dt.date,
+        end: dt.date,
+        *,
+        customers: int,
+        instances: int,
+        options: FetchOptions,
+        list_requests: int = 0,
+    ) -> FetchEstimate:
+        """The estimate for these counts; pure arithmetic, no network."""
+        days = (end - start).days + 1
+        page = options.page_size
+        budget = options.pack * page
+        fields = MAX_ROOT_FIELDS if options.pack > 1 else 1
+
+        def packed(units: int, nodes: int) -> int:
+            # A request carries up to ``budget`` nodes in up to ``fields`` root fields.
+            return max(math.ceil(nodes / budget), math.ceil(units / fields)) if units else 0
+
+        metric_pages = instances * math.ceil(days / page)
+        metric_nodes = instances * days  # one row per instance and day
+        if options.org_wide:
+            snapshot_pages = max(1, math.ceil(customers * 24 * days / page))
+            # Both probes travel alone; the snapshot probe is also a data page.
+            requests = 2 + packed(
+                snapshot_pages - 1 + metric_pages, (snapshot_pages - 1) * page + metric_nodes
+            )
+        else:
+            snapshot_pages = customers * math.ceil(24 * days / page)
+            snapshot_nodes = customers * 24 * days
+            requests = packed(snapshot_pages + metric_pages, snapshot_nodes + metric_nodes)
+        rate = options.requests_per_second
+        return cls(
+            start=start,
+            end=end,
+            customers=customers,
+            instances=instances,
+            snapshot_pages=snapshot_pages,
+            metric_pages=metric_pages,
+            requests=requests,
+            seconds=requests / rate if rate else None,
+            list_requests=list_requests,
+        )
+
+    def summary(self) -> str:
+        """A few lines for the CLI's ``--dry-run``."""
+        pace = f"~{self.seconds:.0f} s at the configured rate" if self.seconds else "unpaced"
+        return (
+            f"{self.start} to {self.end}: {self.customers} customers, {self.instances} instances\n"
+            f"would fetch ~{self.snapshot_pages} snapshot pages and ~{self.metric_pages} "
+            f"daily-metric pages in ~{self.requests} requests ({pace})"
+        )
+
+
+async def estimate_fetch_async(
+    start: dt.date | str,
+    end: dt.date | str,
+    *,
+    url: str | None = None,
+    token: str | None = None,
+    connection: Connection | None = None,
+    tz: str = "UTC",
+    options: FetchOptions | None = None,
+) -> FetchEstimate:
+    """List customers and instances only, and estimate the cost of :func:`fetch_usage`."""
+    request = FetchRequest.resolve(start, end, url, token, connection, tz, options)
+    collector = Collector()
+    plan = FetchPlan.whole(request.start, request.end, request.tz)
+    planner, counters, max_in_flight = await run_planner(
+        request, plan, collector, None, lists_only=True
+    )
+    records = collected_records(request, collector, planner, counters, max_in_flight, 0.0)
+    return FetchEstimate.from_counts(
+        request.start,
+        request.end,
+        customers=records.customers.num_rows,
+        instances=records.instances.num_rows,
+        options=request.options,
+        list_requests=counters.requests,
+    )
+
+
+def estimate_fetch(
+    start: dt.date | str,
+    end: dt.date | str,
+    *,
+    url: str | None = None,
+    token: str | None = None,
+    connection: Connection | None = None,
+    tz: str = "UTC",
+    options: FetchOptions | None = None,
+) -> FetchEstimate:
+    """Synchronous :func:`estimate_fetch_async` (also inside Jupyter)."""
+    return run_sync(
+        estimate_fetch_async(
+            start, end, url=url, token=token, connection=connection, tz=tz, options=options
+        )
+    )
