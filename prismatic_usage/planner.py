@@ -1,28 +1,29 @@
 """The plan of page units and the workers that send them, packed, under one pace.
 
-The work is a queue of *page units* (stream, customer/instance, offset). Worker
-tasks, as many as the concurrency allows, wait for their turn at the shared
-:class:`~prismatic_usage.pacing.RequestGate`, then take up to K ready units and
-send them as one packed operation (see :mod:`prismatic_usage.queries`). The
-first page of every stream tells its ``totalCount``; its remaining pages are
-planned by ``offset`` straight away and join the queue, so nothing waits on a
-cursor chain. Packing adapts: a request refused as a whole is split (K halves
-for the rest of the run); an error inside one alias belongs to that unit alone.
+The work is a queue of *page units* (stream, customer/instance, window, offset;
+:mod:`prismatic_usage.unit_queue`). Worker tasks, as many as the concurrency
+allows, claim a request's worth of units, wait for their turn at the shared
+:class:`~prismatic_usage.pacing.RequestGate`, then send them as one packed
+operation (see :mod:`prismatic_usage.queries`). The first page of every stream
+tells its ``totalCount``; its remaining pages are planned by ``offset`` straight
+away, so nothing waits on a cursor chain. Packing adapts
+(:mod:`prismatic_usage.packing`); an error inside one alias belongs to that
+unit alone. Every finished stream goes to the sink, checked complete.
 
-The hourly snapshots and daily metrics are first asked for org-wide (one
-stream each); if the server refuses that (current Prismatic answers
-``Missing required argument 'instance'`` for daily metrics), the stream falls
-back to one query per customer / instance once the lists are known.
+What to fetch comes from a :class:`~prismatic_usage.plan.FetchPlan`: hourly
+snapshots and daily metrics are first asked for org-wide (the first window is
+a probe); if the server refuses that (current Prismatic answers ``Missing
+required argument 'instance'`` for daily metrics), the stream falls back to one
+query per customer / instance once the lists are known. Org totals, when
+wanted, travel alone and a refusal only disables the reconciliation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import itertools
 import logging
-from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from . import queries
@@ -35,9 +36,9 @@ from .plan import FetchPlan, Window
 from .queries import Stream
 from .records import TableBuilder
 from .session import Answer, ApiSession, RequestTooLarge
+from .unit_queue import UnitQueue
 from .units import (
     SCHEMAS,
-    Claim,
     FetchProgress,
     PageUnit,
     ProgressCallback,
@@ -86,20 +87,13 @@ class Planner:
         self._sink = sink
         self._progress = progress
         self._packing = Packing(options.pack, options.page_size)
-        self._trial_in_flight = False
-        self._claimed = 0
+        self._queue = UnitQueue(self._packing)
         self.splits = 0
         self.units_sent = 0
         self.duplicates_dropped = 0
         self.rows_received = 0
         #: The API's message if it refused the org totals (reconciliation only).
         self.org_totals_refused: str | None = None
-        # Units that unlock more planning (list pages, first pages) go before
-        # the others; each queue is first in, first out.
-        self._urgent: deque[PageUnit] = deque()
-        self._ready: deque[PageUnit] = deque()
-        self._probes: deque[PageUnit] = deque()
-        self._claimed_probes = 0
         self._requeues: dict[PageUnit, int] = {}
         self._states: dict[StreamKey, StreamState] = {}
         self._busy = 0
@@ -192,84 +186,35 @@ class Planner:
                 if self._finished():
                     self._wake.notify_all()
                     return
-                claim = self._claim()
+                claim = self._queue.claim()
                 self._busy += 1
             try:
                 # Take the units only once the pace lets this request start, so
                 # that everything that became ready meanwhile rides along.
                 await self._gate.wait_turn()
-                batch = self._take_batch(claim)
+                batch = self._queue.take(claim)
                 if batch:
                     await self._send(batch, trial=claim.trial)
             finally:
                 async with self._wake:
                     self._busy -= 1
                     if claim.trial:
-                        self._trial_in_flight = False
+                        self._queue.trial_in_flight = False
                     self._wake.notify_all()
 
     def _finished(self) -> bool:
-        return not self._pending() and not self._probes and self._busy == 0
-
-    def _pending(self) -> int:
-        return len(self._urgent) + len(self._ready)
+        return self._queue.empty and self._busy == 0
 
     def _may_claim(self) -> bool:
-        if self._finished() or len(self._probes) > self._claimed_probes:
-            return True
-        return self._pending() > self._claimed and not self._trial_in_flight
+        return self._finished() or self._queue.may_claim()
 
     @property
     def pack(self) -> int:
         """The current node budget of a request, in pages."""
         return self._packing.pack
 
-    def _claim(self) -> Claim:
-        """Reserve work for one request: a probe, or the ready units one request can carry.
-
-        Requests no larger than one that already succeeded go freely; a larger
-        one is a trial, sent while the others wait, so that a server with a
-        lower limit refuses one request rather than one per worker. Probes
-        never wait.
-        """
-        if len(self._probes) > self._claimed_probes:
-            self._claimed_probes += 1
-            return Claim(probe=True, count=1, trial=False)
-        unclaimed = self._pending() - self._claimed
-        count, nodes = self._packing.fit(self._queued(), unclaimed, trial=True)
-        trial = self._packing.is_trial(count, nodes)
-        if not trial:
-            count, _ = self._packing.fit(self._queued(), unclaimed, trial=False)
-        self._trial_in_flight = trial
-        self._claimed += count
-        return Claim(probe=False, count=count, trial=trial)
-
-    def _queued(self) -> Iterator[PageUnit]:
-        return itertools.chain(self._urgent, self._ready)
-
-    def _take_batch(self, claim: Claim) -> list[PageUnit]:
-        """The units for a claim: its probe, or what one request carries of the unreserved."""
-        if claim.probe:
-            self._claimed_probes -= 1
-            return [self._probes.popleft()] if self._probes else []
-        self._claimed -= claim.count
-        available = self._pending() - self._claimed
-        size, _ = self._packing.fit(self._queued(), available, trial=claim.trial)
-        return [(self._urgent or self._ready).popleft() for _ in range(max(0, size))]
-
     def _enqueue(self, unit: PageUnit) -> None:
-        """Queue a unit; pages that unlock more planning jump the queue.
-
-        List pages (the per-entity streams wait for the whole list) and first
-        pages (they reveal a stream's totalCount) go to the front, so planning
-        never stalls behind hundreds of ordinary pages.
-        """
-        if unit.is_probe:
-            self._probes.append(unit)
-        elif unit.offset == 0 or unit.stream in (queries.CUSTOMERS, queries.INSTANCES):
-            self._urgent.append(unit)
-        else:
-            self._ready.append(unit)
+        self._queue.enqueue(unit)
 
     async def _send(self, batch: list[PageUnit], *, trial: bool = False) -> None:
         batch.sort(key=lambda unit: _STREAM_ORDER[unit.stream.name])
@@ -308,7 +253,7 @@ class Planner:
             self.pack,
             self._packing.max_fields,
         )
-        self._urgent.extendleft(reversed(batch))
+        self._queue.put_back(batch)
 
     # -- absorbing answers --------------------------------------------------------
 
@@ -358,7 +303,7 @@ class Planner:
             log.info("the API refused %s (%s); no reconciliation", unit.stream.name, message)
             self.org_totals_refused = message
             # Pages of the org totals still queued are never sent.
-            self._probes = deque(u for u in self._probes if u.stream not in _ORG_TOTALS)
+            self._queue.drop_probes(lambda queued: queued.stream in _ORG_TOTALS)
             for key, other in self._states.items():
                 if key[0] in _ORG_TOTAL_NAMES and other.outstanding:
                     other.outstanding = 0
