@@ -329,3 +329,35 @@ def test_shortfalls_and_surpluses_never_cancel_in_the_summary(
     assert "7 executions on 1 day more in the report than in the org's totals" in summary
     assert "100 MB-seconds on 1 day not attributed" in summary
     assert "100 MB-seconds on 1 day more in the report" in summary
+
+
+def test_the_sandbox_serves_org_totals_with_the_real_apis_arguments(clean_org: OrgData) -> None:
+    import json
+    import urllib.request
+
+    query = """query($latest: Boolean) {
+      orgTotalUsageMetrics(onlyLatestDailySnapshots: $latest, first: 100,
+          snapshotTime_Gte: "2024-12-01T00:00:00Z", snapshotTime_Lte: "2024-12-02T23:59:59Z",
+          sortBy: [{field: SNAPSHOT_TIME, direction: ASC}]) {
+        totalCount nodes { snapshotTime deployedInstanceCount integrationCount customerCount }
+      }
+      orgDailyUsageMetrics(snapshotDate: "2024-12-01") { nodes { snapshotDate spendMbSecs } }
+    }"""
+    with Sandbox(clean_org) as sb:
+        answers = []
+        for latest in (False, True):
+            body = json.dumps({"query": query, "variables": {"latest": latest}}).encode()
+            request = urllib.request.Request(
+                sb.api_url, data=body,
+                headers={"Authorization": f"Bearer {sb.token}", "Content-Type": "application/json"},
+            )  # fmt: skip
+            with urllib.request.urlopen(request, timeout=10) as response:
+                answers.append(json.loads(response.read())["data"])
+    hourly, latest_only = (a["orgTotalUsageMetrics"] for a in answers)
+    assert hourly["totalCount"] == 48  # two days of hourly org snapshots
+    assert [n["snapshotTime"][:10] for n in latest_only["nodes"]] == ["2024-12-01", "2024-12-02"]
+    assert latest_only["nodes"][0] == hourly["nodes"][23]  # the last snapshot of the day
+    spend = sum(m.spend_mb_secs for m in clean_org.daily_metrics if m.snapshot_date == START)
+    assert answers[0]["orgDailyUsageMetrics"]["nodes"] == [
+        {"snapshotDate": "2024-12-01", "spendMbSecs": spend}  # a JSON integer, exact
+    ]

@@ -167,6 +167,7 @@ class OrgDailyMetric:
 T = TypeVar("T")
 K = TypeVar("K", dt.datetime, dt.date)
 R = TypeVar("R", Customer, Integration, Instance)
+S = TypeVar("S", Snapshot, "OrgTotalMetric")
 
 
 # The default orders: by time (or date), then id. attrgetter builds the key tuples in C.
@@ -206,9 +207,9 @@ _EMPTY_SNAPSHOTS: SortedRows[Snapshot, dt.datetime] = SortedRows([], [])
 _EMPTY_METRICS: SortedRows[DailyMetric, dt.date] = SortedRows([], [])
 
 
-def _latest_per_day(rows: Sequence[Snapshot]) -> list[Snapshot]:
+def _latest_per_day(rows: Sequence[S]) -> list[S]:
     """The last snapshot of each UTC day, from rows sorted by time."""
-    latest: list[Snapshot] = []
+    latest: list[S] = []
     for row in rows:
         if latest and latest[-1].snapshot_time.date() == row.snapshot_time.date():
             latest[-1] = row
@@ -375,6 +376,12 @@ class OrgData:
             )
             for hour, acc in sorted(hours.items())
         ]
+        return SortedRows(rows, [r.snapshot_time for r in rows])
+
+    @cached_property
+    def latest_daily_org_totals(self) -> SortedRows[OrgTotalMetric, dt.datetime]:
+        """The last org snapshot of each UTC day (``onlyLatestDailySnapshots``)."""
+        rows = _latest_per_day(list(self.org_totals.rows))
         return SortedRows(rows, [r.snapshot_time for r in rows])
 
 

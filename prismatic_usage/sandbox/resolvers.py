@@ -314,7 +314,9 @@ def resolve_org_total_usage_metrics(
     _check_permission(ctx, ORG_TOTALS)
     request = PageRequest.from_args(args, info.field_name)
     low, high = _bounds(args, "snapshotTime", exact=False)
-    return _finish(ctx, page_from(_ranged(ctx.data.org_totals, low, high, args), request), args)
+    latest = bool(args.get("onlyLatestDailySnapshots"))
+    rows = ctx.data.latest_daily_org_totals if latest else ctx.data.org_totals
+    return _finish(ctx, page_from(_ranged(rows, low, high, args), request), args)
 
 
 def resolve_customer(_source: Any, info: GraphQLResolveInfo[Any], id: str) -> Customer | None:
