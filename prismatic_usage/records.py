@@ -72,16 +72,8 @@ DAILY_METRIC_SCHEMA = pa.schema(
     ]
 )
 
-ORG_DAILY_SCHEMA = pa.schema(
-    [
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("snapshot_date", pa.date32(), nullable=False),
-        pa.field("successful_execution_count", pa.int64(), nullable=False),
-        pa.field("failed_execution_count", pa.int64(), nullable=False),
-        pa.field("step_count", pa.int64(), nullable=False),
-        pa.field("spend_mb_secs", pa.int64(), nullable=False),
-    ]
-)
+# The org's daily totals: the daily-metrics fields without the instance.
+ORG_DAILY_SCHEMA = DAILY_METRIC_SCHEMA.remove(DAILY_METRIC_SCHEMA.get_field_index("instance_id"))
 ORG_HOURLY_SCHEMA = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),
