@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -220,12 +221,18 @@ async def run_planner(
     progress: ProgressCallback | None,
     *,
     lists_only: bool = False,
+    on_answer: Callable[[], None] | None = None,
 ) -> tuple[Planner, SessionCounters, int]:
-    """Run one fetch of ``plan`` in one API session; every finished stream goes to ``sink``."""
+    """Run one fetch of ``plan`` in one API session; every finished stream goes to ``sink``.
+
+    ``on_answer`` is called after every answered request (the store journals there).
+    """
     opts = request.options
     gate = RequestGate(concurrency=opts.concurrency, rate=opts.requests_per_second)
     async with ApiSession(request.connection, opts, gate) as session:
-        planner = Planner(session, gate, opts, plan=plan, sink=sink, progress=progress)
+        planner = Planner(
+            session, gate, opts, plan=plan, sink=sink, progress=progress, on_answer=on_answer
+        )
         try:
             await planner.run(lists_only=lists_only)
         except BaseExceptionGroup as group:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import queries
@@ -79,6 +79,7 @@ class Planner:
         plan: FetchPlan,
         sink: StreamSink,
         progress: ProgressCallback | None,
+        on_answer: Callable[[], None] | None = None,
     ) -> None:
         self._session = session
         self._gate = gate
@@ -86,6 +87,8 @@ class Planner:
         self._plan = plan
         self._sink = sink
         self._progress = progress
+        # Called after every absorbed answer: a store makes the streams it finished durable.
+        self._on_answer = on_answer
         self._packing = Packing(options.pack, options.page_size)
         self._queue = UnitQueue(self._packing)
         self.splits = 0
@@ -240,6 +243,8 @@ class Planner:
                 self._packing.succeeded(batch)
         except RequestTooLarge as exc:
             self._split(batch, str(exc))
+        if self._on_answer is not None:
+            self._on_answer()
         self._report_progress()
 
     def _split(self, batch: list[PageUnit], reason: str) -> None:

@@ -8,7 +8,6 @@ when asked; :class:`SyncResult` is what a sync reports back.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -23,8 +22,6 @@ from .units import SCHEMAS
 
 __all__ = ["StoreSink", "SyncResult"]
 
-#: Finished streams are journaled at least this often (seconds).
-_FLUSH_SECONDS = 0.5
 #: Staged rows merged into the dataset mid-run beyond this many (bounds memory).
 _COMMIT_ROWS = 2_000_000
 
@@ -60,10 +57,12 @@ class SyncResult:
 
 
 class StoreSink:
-    """Receives finished streams from the planner and journals them in small batches.
+    """Receives finished streams from the planner and journals them, one batch per answer.
 
-    Usage streams are held until both entity lists are complete, so a batch
-    never holds usage whose owners are not yet known to the store.
+    Every answered request's finished streams become one durable batch
+    (:meth:`answered`, about a millisecond), so a kill loses no finished
+    stream. Usage streams are held until both entity lists are complete, so a
+    batch never holds usage whose owners are not yet known to the store.
     """
 
     def __init__(self, journal: Journal, dataset: UsageDataset, now: dt.datetime) -> None:
@@ -71,7 +70,6 @@ class StoreSink:
         self._dataset = dataset
         self._now = now
         self._lists: set[str] = set()
-        self._last_flush = time.monotonic()
         self._committed_rows = 0
         self._org: dict[str, list[pa.Table]] = {"org_daily": [], "org_hourly": []}
         self.fetched_days: dict[str, set[dt.date]] = {"snapshots": set(), "metrics": set()}
@@ -90,13 +88,13 @@ class StoreSink:
             self._lists.add(result.kind)
         elif result.window is not None:
             self.fetched_days[result.kind].update(result.window.days())
-        if not self.lists_done:
+
+    def answered(self) -> None:
+        """After every answered request: journal what it finished; merge beyond a size."""
+        if not self.lists_done or not self._journal.pending_rows_or_units:
             return
         uncommitted = self._journal.rows_staged + self._journal.pending_rows - self._committed_rows
-        if uncommitted >= _COMMIT_ROWS:
-            self.flush(commit=True)
-        elif time.monotonic() - self._last_flush >= _FLUSH_SECONDS:
-            self.flush(commit=False)
+        self.flush(commit=uncommitted >= _COMMIT_ROWS)
 
     def org_totals(self, refused: str | None) -> OrgTotals:
         """The org totals that arrived (empty, with the reason, if the API refused them)."""
@@ -121,7 +119,6 @@ class StoreSink:
         root = self._dataset.layout.root
         try:
             self._journal.flush()
-            self._last_flush = time.monotonic()
             if commit:
                 self.result.add(self._dataset.recover(now=self._now))
                 self._committed_rows = self._journal.rows_staged

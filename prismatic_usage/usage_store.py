@@ -288,7 +288,7 @@ class StoreRun:
         try:
             with progress_reporter(progress) as report_progress:
                 planner, counters, max_in_flight = await run_planner(
-                    request, plan, sink, report_progress
+                    request, plan, sink, report_progress, on_answer=sink.answered
                 )
         except BaseException:
             try:  # keep every finished stream: the next run resumes from them

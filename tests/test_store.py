@@ -397,7 +397,9 @@ def test_sigkill_at_several_points_then_resume_gives_the_uninterrupted_reports(
     assert full.returncode == 0, full.stderr
     full_requests = sb.stats.served
     killed_at_work = 0
-    for delay in (1.0, 1.5, 2.0, 2.5):
+    # Kill after a given number of served requests, not after a delay, so that the
+    # kills land mid-fetch on fast and slow machines alike (each run resumes the last).
+    for served in (22, 18, 14, 10):
         sb.reset_stats()
         process = subprocess.Popen(
             [sys.executable, "-m", "prismatic_usage", *args],
@@ -406,10 +408,13 @@ def test_sigkill_at_several_points_then_resume_gives_the_uninterrupted_reports(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(delay)
+        deadline = time.monotonic() + 60
+        while sb.stats.served < served and process.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
-        killed_at_work += process.returncode == -signal.SIGKILL and sb.stats.served > 0
+        killed_at_work += process.returncode == -signal.SIGKILL
     assert killed_at_work >= 2  # the kills landed while requests were being made
     sb.reset_stats()
     resumed = subprocess.run(
@@ -760,7 +765,6 @@ def test_commits_during_a_long_run_give_the_same_store(
     kwargs = {"url": sb.url, "token": sb.token, "options": FAST, "progress": False}
     UsageStore(tmp_path / "once").sync(day(0), day(7), **kwargs)  # type: ignore[arg-type]
     monkeypatch.setattr(store_sink, "_COMMIT_ROWS", 300)
-    monkeypatch.setattr(store_sink, "_FLUSH_SECONDS", 0.0)
     from prismatic_usage.store.dataset import UsageDataset
 
     merges = []
@@ -772,7 +776,7 @@ def test_commits_during_a_long_run_give_the_same_store(
 
     monkeypatch.setattr(UsageDataset, "recover", counting_recover)
     often = UsageStore(tmp_path / "often").sync(day(0), day(7), **kwargs)  # type: ignore[arg-type]
-    assert len(merges) >= 4  # the recovery at the start, several mid-run, the last
+    assert len(merges) >= 3  # the recovery at the start, at least one mid-run, the last
     assert len(list((tmp_path / "often" / "runs").glob("*.json"))) == 1
     assert often.counts["snapshots"].added == stored(tmp_path / "once", "snapshots").num_rows
     for table in ("snapshots", "daily_metrics"):

@@ -115,6 +115,11 @@ class Journal:
         self.rows_staged = 0
 
     @property
+    def pending_rows_or_units(self) -> bool:
+        """Whether anything waits to be journaled."""
+        return bool(self._pending)
+
+    @property
     def pending_rows(self) -> int:
         return sum(result.table.num_rows for result in self._pending)
 
