@@ -152,11 +152,23 @@ def _run(args: argparse.Namespace) -> int:
         config.resolve_connection(args.url)  # URL and token problems before any side effect
     options = _options(args)
     if args.dry_run:
+        days = None
+        if args.store is not None and (args.store / "store.json").is_file():
+            days = UsageStore(args.store).missing_days(args.start_date, args.end_date, tz=args.tz)
         with _connection(args) as connection:
             estimate = estimate_fetch(
-                args.start_date, args.end_date, connection=connection, tz=args.tz, options=options
+                args.start_date,
+                args.end_date,
+                connection=connection,
+                tz=args.tz,
+                options=options,
+                days=days,
             )
         print(estimate.summary())
+        if days is not None:
+            total = (args.end_date - args.start_date).days + 1
+            print(f"the store holds {total - min(days, total)} of the {total} days; "
+                  f"{days} to fetch (new customers and instances add their history)")  # fmt: skip
         return EXIT_OK
     _check_output_dir(args.output_dir)
     started = time.monotonic()

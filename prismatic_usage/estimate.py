@@ -49,9 +49,15 @@ class FetchEstimate:
         instances: int,
         options: FetchOptions,
         list_requests: int = 0,
+        days: int | None = None,
     ) -> FetchEstimate:
-        """The estimate for these counts; pure arithmetic, no network."""
-        days = (end - start).days + 1
+        """The estimate for these counts; pure arithmetic, no network.
+
+        ``days`` overrides the number of days to fetch (a store lacks only some).
+        """
+        days = (end - start).days + 1 if days is None else days
+        if days == 0:
+            return cls(start, end, customers, instances, 0, 0, 0, 0.0, list_requests)
         page = options.page_size
         budget = options.pack * page
         fields = MAX_ROOT_FIELDS if options.pack > 1 else 1
@@ -104,8 +110,13 @@ async def estimate_fetch_async(
     connection: Connection | None = None,
     tz: str = "UTC",
     options: FetchOptions | None = None,
+    days: int | None = None,
 ) -> FetchEstimate:
-    """List customers and instances only, and estimate the cost of :func:`fetch_usage`."""
+    """List customers and instances only, and estimate the cost of :func:`fetch_usage`.
+
+    ``days`` (default: the whole range) is how many of the range's days to
+    count, e.g. those a usage store lacks (``UsageStore.missing_days``).
+    """
     request = FetchRequest.resolve(start, end, url, token, connection, tz, options)
     collector = Collector()
     plan = FetchPlan.whole(request.start, request.end, request.tz)
@@ -120,6 +131,7 @@ async def estimate_fetch_async(
         instances=records.instances.num_rows,
         options=request.options,
         list_requests=counters.requests,
+        days=days,
     )
 
 
@@ -132,10 +144,18 @@ def estimate_fetch(
     connection: Connection | None = None,
     tz: str = "UTC",
     options: FetchOptions | None = None,
+    days: int | None = None,
 ) -> FetchEstimate:
     """Synchronous :func:`estimate_fetch_async` (also inside Jupyter)."""
     return run_sync(
         estimate_fetch_async(
-            start, end, url=url, token=token, connection=connection, tz=tz, options=options
+            start,
+            end,
+            url=url,
+            token=token,
+            connection=connection,
+            tz=tz,
+            options=options,
+            days=days,
         )
     )

@@ -188,6 +188,30 @@ class UsageStore:
         first, last = resolve_days(start, end, tz)
         return self._dataset.records(first, last, tz)
 
+    def missing_days(self, start: dt.date | str, end: dt.date | str, *, tz: str = "UTC") -> int:
+        """How many days of ``start`` .. ``end`` a sync would fetch usage for (no network).
+
+        The larger of the snapshot and daily-metric counts: days not final yet
+        and days not complete for every customer / instance of the last list.
+        Customers and instances new to the next list are not known here.
+
+        Parameters
+        ----------
+        start, end
+            Inclusive calendar days in ``tz``.
+        tz
+            IANA zone whose midnights bound the days.
+        """
+        first, last = resolve_days(start, end, tz)
+        org_done, entity_done = self._dataset.completed()
+        plan = FetchPlan.incremental(
+            {"snapshots": utc_days_covering(first, last, tz), "metrics": (first, last)},
+            org_done=org_done,
+            entity_done=entity_done,
+            current=self._dataset.current_entities(),
+        )
+        return max(len(windows) for windows in plan.org_windows.values())
+
     def info(self) -> StoreInfo:
         """What the store holds (what ``python -m prismatic_usage store info`` prints)."""
         return self._dataset.info()

@@ -914,3 +914,26 @@ def test_a_store_whose_creation_was_killed_can_be_used(tmp_path: Path) -> None:
     (tmp_path / ".store.json.0a1b2c.tmp").write_text("{")
     UsageStore(tmp_path)
     assert json.loads((tmp_path / "store.json").read_text())["version"] == 1
+
+
+def test_a_dry_run_with_a_store_estimates_only_the_days_it_lacks(
+    tmp_path: Path, small_org: OrgData, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    sb = make_sandbox(data=small_org)
+    store = tmp_path / "store"
+    assert store_cli(sb, tmp_path, "--start-date", day(0), "--end-date", day(4),
+                     store=store).returncode == 0  # fmt: skip
+    sb.reset_stats()
+    dry = store_cli(sb, tmp_path, "--start-date", day(0), "--end-date", day(6), "--dry-run",
+                    store=store)  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    assert "the store holds 5 of the 7 days; 2 to fetch" in dry.stdout
+    assert {c.field_name for c in sb.stats.calls()} == {"customers", "instances"}
+    full = store_cli(sb, tmp_path, "--start-date", day(0), "--end-date", day(6), "--dry-run")
+    fewer = int(dry.stdout.split(" requests")[0].rsplit("~", 1)[1])
+    more = int(full.stdout.split(" requests")[0].rsplit("~", 1)[1])
+    assert 0 < fewer < more
+    done = store_cli(sb, tmp_path, "--start-date", day(0), "--end-date", day(4), "--dry-run",
+                     store=store)  # fmt: skip
+    assert "the store holds 5 of the 5 days; 0 to fetch" in done.stdout
+    assert "in ~0 requests" in done.stdout
