@@ -235,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--columns",
         choices=("default", "extended"),
         default="default",
-        help="extended adds Customer External ID, Integration Name, Snapshots",
+        help="extended adds Customer External ID, Integration Name, Snapshots, "
+        "Expected Snapshots, Coverage, Final",
     )
     output.add_argument(
         "--excel-safe",
