@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from . import queries
 from .errors import MalformedResponseError, PaginationError
+from .records import one_row_per_key
 
 __all__ = ["KIND_OF_STREAM", "checked_page", "messages", "node_columns", "without_duplicates"]
 
@@ -187,11 +188,7 @@ def without_duplicates(table: pa.Table, what: str) -> tuple[pa.Table, int]:
     """Drop rows whose node ID was already seen (positional pages can shift)."""
     if table.num_rows == pc.count_distinct(table.column("id")).as_py():
         return table, 0
-    indices = table.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
-    first = indices.group_by("id", use_threads=False).aggregate([("_row", "min")])
-    keep = pc.sort_indices(first.column("_row_min"))
-    rows = pc.take(first.column("_row_min"), keep)
-    deduped = table.take(rows)
+    deduped = one_row_per_key(table, ["id"])
     dropped = table.num_rows - deduped.num_rows
     log.warning("dropped %d duplicate %s (the same node ID on two pages)", dropped, what)
     return deduped, dropped

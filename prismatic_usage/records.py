@@ -32,6 +32,7 @@ __all__ = [
     "OrgTotals",
     "TableBuilder",
     "UsageRecords",
+    "one_row_per_key",
 ]
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
@@ -186,6 +187,27 @@ def _to_arrow(values: Sequence[Any], f: pa.Field) -> pa.Array:
     if not f.nullable and array.null_count:
         raise MalformedResponseError(f"field {f.name!r}: missing value in a non-null field")
     return array
+
+
+def one_row_per_key(table: pa.Table, keys: Sequence[str], *, keep: str = "first") -> pa.Table:
+    """``table`` with only the first (or last) row of each key, in table order.
+
+    Parameters
+    ----------
+    table
+        Any Arrow table.
+    keys
+        The columns that make a row's key (null is a key value like any other).
+    keep
+        ``"first"`` or ``"last"``: which of a key's rows stays.
+    """
+    aggregate = {"first": "min", "last": "max"}[keep]
+    indexed = table.append_column("__row", pa.array(range(table.num_rows), pa.int64()))
+    chosen = indexed.group_by(list(keys), use_threads=False).aggregate([("__row", aggregate)])
+    if chosen.num_rows == table.num_rows:
+        return table
+    rows = chosen.column(f"__row_{aggregate}")
+    return table.take(pc.take(rows, pc.sort_indices(rows)))
 
 
 @dataclass(frozen=True)

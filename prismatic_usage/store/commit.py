@@ -25,6 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..records import one_row_per_key
 from .files import read_parquet, write_parquet_atomically
 from .journal import Batch, discard
 from .layout import (
@@ -196,7 +197,7 @@ class _DayMerges:
         staged = [_to_store(b.tables[usage.kind], usage) for b in batches if usage.kind in b.tables]
         rows = pa.concat_tables(staged) if staged else usage.schema.empty_table()
         rows = rows.filter(pc.is_in(rows.column(usage.entity), value_set=known.combine_chunks()))
-        rows = _last_per_key(rows, usage)
+        rows = one_row_per_key(rows, [usage.entity, usage.key], keep="last")  # a later fetch wins
         days = usage.day_of(rows)
         self._merged: dict[dt.date, pa.Table] = {}
         self._old_in_scope: dict[dt.date, pa.Table] = {}
@@ -287,19 +288,6 @@ class _DayMerges:
         return written
 
 
-def _last_per_key(rows: pa.Table, usage: UsageTable) -> pa.Table:
-    """At most one row per natural key; a later row (a later fetch) wins."""
-    if not rows.num_rows:
-        return rows
-    indexed = rows.append_column("__row", pa.array(range(rows.num_rows), pa.int64()))
-    last = indexed.group_by([usage.entity, usage.key], use_threads=False).aggregate(
-        [("__row", "max")]
-    )
-    if last.num_rows == rows.num_rows:
-        return rows
-    return rows.take(_sorted(last.column("__row_max")))
-
-
 def _mark_complete(layout: Layout, batches: Sequence[Batch]) -> None:
     """Record the final days of every fetched scope (idempotent)."""
     path = layout.complete
@@ -322,19 +310,12 @@ def _mark_complete(layout: Layout, batches: Sequence[Batch]) -> None:
         {"stream": streams, "entity_id": entities, "day": days, "run_id": runs},
         schema=COMPLETE_SCHEMA,
     )
-    combined = pa.concat_tables([table, fresh])
-    first = combined.append_column("__row", pa.array(range(combined.num_rows), pa.int64()))
-    keep = first.group_by(["stream", "entity_id", "day"], use_threads=False).aggregate(
-        [("__row", "min")]
+    combined = one_row_per_key(
+        pa.concat_tables([table, fresh]), ["stream", "entity_id", "day"], keep="first"
     )
-    combined = combined.take(_sorted(keep.column("__row_min")))
     write_parquet_atomically(
         path,
         combined.sort_by(
             [("stream", "ascending"), ("day", "ascending"), ("entity_id", "ascending")]
         ),
     )
-
-
-def _sorted(values: pa.ChunkedArray) -> pa.Array:
-    return pc.take(values, pc.sort_indices(values))
