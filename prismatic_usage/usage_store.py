@@ -23,7 +23,7 @@ from pathlib import Path
 from .client import FetchRequest, fetch_stats, resolve_days, run_planner
 from .config import DEFAULT_FINAL_AFTER_HOURS, Connection, FetchOptions
 from .errors import ConfigurationError
-from .plan import FetchPlan, utc_days_covering
+from .plan import utc_days_covering
 from .progress import ProgressArg, progress_reporter
 from .records import FetchStats, UsageRecords
 from .store.commit import CommitResult
@@ -203,13 +203,7 @@ class UsageStore:
             IANA zone whose midnights bound the days.
         """
         first, last = resolve_days(start, end, tz)
-        org_done, entity_done = self._dataset.completed()
-        plan = FetchPlan.incremental(
-            {"snapshots": utc_days_covering(first, last, tz), "metrics": (first, last)},
-            org_done=org_done,
-            entity_done=entity_done,
-            current=self._dataset.current_entities(),
-        )
+        plan = self._dataset.fetch_plan(_sync_days(first, last, tz))
         return max(len(windows) for windows in plan.org_windows.values())
 
     def info(self) -> StoreInfo:
@@ -287,17 +281,7 @@ class StoreRun:
     ) -> SyncResult:
         began = time.monotonic()
         recovered = self.dataset.recover(now=self.started)
-        org_done, entity_done = self.dataset.completed()
-        plan = FetchPlan.incremental(
-            {
-                "snapshots": utc_days_covering(request.start, request.end, request.tz),
-                "metrics": (request.start, request.end),
-            },
-            org_done=org_done,
-            entity_done=entity_done,
-            current=self.dataset.current_entities(),
-            known=self.dataset.known_entities(),
-        )
+        plan = self.dataset.fetch_plan(_sync_days(request.start, request.end, request.tz))
         if org_totals:
             plan = plan.with_org_totals(request.start, request.end, request.tz)
         journal = Journal(
@@ -391,6 +375,15 @@ def check_final_after(hours: float) -> None:
         raise ConfigurationError(
             f"final-after must be between 0 and {MAX_FINAL_AFTER_HOURS} hours, got {hours}"
         )
+
+
+def _sync_days(start: dt.date, end: dt.date, tz: str) -> dict[str, tuple[dt.date, dt.date]]:
+    """The UTC days a sync of local days ``start`` .. ``end`` in ``tz`` covers, per kind.
+
+    Snapshots: every UTC day the local days overlap; daily metrics: the dates
+    themselves (``snapshotDate`` has no zone).
+    """
+    return {"snapshots": utc_days_covering(start, end, tz), "metrics": (start, end)}
 
 
 def _request_manifest(request: FetchRequest, final_after: float) -> dict[str, object]:

@@ -937,3 +937,17 @@ def test_a_dry_run_with_a_store_estimates_only_the_days_it_lacks(
                      store=store)  # fmt: skip
     assert "the store holds 5 of the 5 days; 0 to fetch" in done.stdout
     assert "in ~0 requests" in done.stdout
+
+
+def test_store_info_counts_a_day_open_until_it_is_final_for_everyone(
+    tmp_path: Path, small_org: OrgData, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    sb = make_sandbox(data=small_org)
+    store = UsageStore(tmp_path / "store")
+    kwargs = {"url": sb.url, "token": sb.token, "options": FAST, "progress": False}
+    store.sync(day(0), day(2), final_after=500_000, **kwargs)  # type: ignore[arg-type]
+    opened = [DATA_START + dt.timedelta(days=n) for n in range(3)]
+    assert store.info().open_days == {"snapshots": opened, "daily_metrics": opened}
+    store.sync(day(0), day(1), **kwargs)  # type: ignore[arg-type]  # final now
+    assert store.info().open_days == {"snapshots": opened[2:], "daily_metrics": opened[2:]}
+    assert store.missing_days(day(0), day(3)) == 2  # the open day and the new one

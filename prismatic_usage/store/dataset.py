@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import StoreError
-from ..plan import local_window, utc_days_covering
+from ..plan import FetchPlan, local_window, utc_days_covering
 from ..records import (
     CUSTOMER_SCHEMA as RECORD_CUSTOMERS,
 )
@@ -49,6 +50,8 @@ from .layout import (
 )
 
 __all__ = ["StoreInfo", "UsageDataset"]
+
+_EPOCH = dt.date(1970, 1, 1)
 
 
 class UsageDataset:
@@ -96,36 +99,37 @@ class UsageDataset:
         remove_temporaries(self.layout.root)
         return commit(self.layout, staged_batches(self.layout.staging), now=now)
 
-    def known_entities(self) -> dict[str, frozenset[str]]:
-        """Per fetcher kind, every customer / instance the store has seen."""
-        return {
-            "snapshots": frozenset(
-                self._entities(self.layout.customers, CUSTOMER_SCHEMA)
-                .column("customer_id")
-                .to_pylist()
-            ),
-            "metrics": frozenset(
-                self._entities(self.layout.instances, INSTANCE_SCHEMA)
-                .column("instance_id")
-                .to_pylist()
-            ),
-        }
+    def fetch_plan(self, days: Mapping[str, tuple[dt.date, dt.date]]) -> FetchPlan:
+        """What a sync must fetch of these days, given what the store holds (no network).
 
-    def current_entities(self) -> dict[str, frozenset[str]]:
-        """Per fetcher kind, the customers / instances the most recent list named."""
+        Parameters
+        ----------
+        days
+            Per fetcher kind (``snapshots``, ``metrics``), the inclusive UTC days wanted.
+        """
+        org_done, entity_done = self.completed()
+        known, current = self._entity_ids()
+        return FetchPlan.incremental(
+            days, org_done=org_done, entity_done=entity_done, current=current, known=known
+        )
+
+    def _entity_ids(self) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+        """Per fetcher kind: every customer / instance seen, and those the last list named."""
+        known: dict[str, frozenset[str]] = {}
         current: dict[str, frozenset[str]] = {}
         for kind, path, schema, column in (
             ("snapshots", self.layout.customers, CUSTOMER_SCHEMA, "customer_id"),
             ("metrics", self.layout.instances, INSTANCE_SCHEMA, "instance_id"),
         ):
             table = self._entities(path, schema)
+            known[kind] = frozenset(table.column(column).to_pylist())
             if not table.num_rows:
                 current[kind] = frozenset()
                 continue
             latest = pc.max(table.column("last_seen"))
             newest = table.filter(pc.equal(table.column("last_seen"), latest))
             current[kind] = frozenset(newest.column(column).to_pylist())
-        return current
+        return known, current
 
     def completed(
         self,
@@ -203,22 +207,20 @@ class UsageDataset:
         layout = self.layout
         tables = {}
         open_days: dict[str, list[dt.date]] = {}
-        org_done, entity_done = self.completed()
+        partitions = {kind: layout.partitions(usage) for kind, usage in USAGE_TABLES.items()}
+        # A day is open until it is done org-wide or for everyone the last list named:
+        # exactly the days a sync would still fetch org-wide.
+        spans = {
+            kind: (found[0][0], found[-1][0]) if found else (_EPOCH, _EPOCH)
+            for kind, found in partitions.items()
+        }
+        plan = self.fetch_plan(spans)
         for kind, usage in USAGE_TABLES.items():
-            partitions = layout.partitions(usage)
-            rows = sum(pq.read_metadata(path).num_rows for _, path in partitions)
-            days = [day for day, _ in partitions]
+            rows = sum(pq.read_metadata(path).num_rows for _, path in partitions[kind])
+            days = [day for day, _ in partitions[kind]]
             tables[usage.name] = (days[0] if days else None, days[-1] if days else None, rows)
-            # A day is closed once done org-wide, or done for everyone the last list named.
-            by_entity = entity_done.get(kind, {})
-            current = self.current_entities()[kind]
-            for_everyone = (
-                frozenset.intersection(*(by_entity.get(e, frozenset()) for e in current))
-                if current
-                else frozenset()
-            )
-            closed = set(org_done[kind]) | for_everyone
-            open_days[usage.name] = [day for day in days if day not in closed]
+            wanted = {window.first for window in plan.org_windows[kind]}
+            open_days[usage.name] = [day for day in days if day in wanted]
         size = sum(p.stat().st_size for p in layout.root.rglob("*") if p.is_file())
         runs = sorted(layout.runs.glob("*.json")) if layout.runs.is_dir() else []
         last_runs = []
