@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["day_and_hour", "final_days", "hours_in_days", "local_days"]
+__all__ = ["day_and_hour", "day_span", "final_days", "hours_in_days", "local_days"]
 
 _EPOCH = dt.date(1970, 1, 1)
 
@@ -34,6 +34,11 @@ def _per_unique_day(days: IntArray, compute: Any) -> np.ndarray[Any, Any]:
     unique, inverse = np.unique(np.asarray(days, dtype=np.int64), return_inverse=True)
     values = np.array([compute(int(day)) for day in unique])
     return values[inverse] if len(unique) else np.array([], dtype=values.dtype)
+
+
+def day_span(start: dt.date, end: dt.date) -> IntArray:
+    """Every day from ``start`` to ``end`` (inclusive), as days since 1970-01-01."""
+    return np.arange((start - _EPOCH).days, (end - _EPOCH).days + 1, dtype=np.int64)
 
 
 def hours_in_days(days: IntArray, zone: zoneinfo.ZoneInfo) -> IntArray:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from ._calendar import IntArray, day_and_hour, final_days, hours_in_days
+from ._calendar import IntArray, day_and_hour, day_span, final_days, hours_in_days
 from .config import resolve_zone
 from .records import UsageRecords
 
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Audit", "audit"]
 
-_EPOCH = dt.date(1970, 1, 1)
 _UTC = zoneinfo.ZoneInfo("UTC")
 
 
@@ -93,7 +92,7 @@ def audit(report: UsageReport, *, as_of: dt.datetime | None = None) -> Audit:
     """
     records = report.records
     moment = as_of or records.fetched_at or dt.datetime.now(dt.UTC)
-    days = np.arange((records.start - _EPOCH).days, (records.end - _EPOCH).days + 1, dtype=np.int64)
+    days = day_span(records.start, records.end)
     zone = resolve_zone(records.tz)
     # Final in the report's zone and as a UTC day: the compute rows are UTC dates.
     final = final_days(days, zone, as_of=moment, final_after=report.final_after) & final_days(

@@ -29,8 +29,6 @@ from .records import UsageRecords
 __all__ = ["customer_instance_frame", "instance_compute_frame"]
 
 _EPOCH = dt.date(1970, 1, 1)
-_MICROS_PER_DAY = 86_400 * 1_000_000
-_UTC_KEYS = frozenset({"UTC", "Etc/UTC"})
 _UTC = zoneinfo.ZoneInfo("UTC")
 
 IntArray = np.ndarray[Any, np.dtype[np.int64]]

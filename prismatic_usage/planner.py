@@ -148,7 +148,7 @@ class Planner:
         state.outstanding += 1
         state.planned_until = first
         self._entities_total += 1
-        self._enqueue(PageUnit(stream, entity, 0, first, window, probe))
+        self._queue.enqueue(PageUnit(stream, entity, 0, first, window, probe))
 
     def _plan_pages_until(self, unit: PageUnit, state: StreamState, total: int) -> None:
         size = self._options.page_size
@@ -156,7 +156,9 @@ class Planner:
         alone = unit.stream in _ORG_TOTALS
         for offset in range(state.planned_until, total, size):
             state.outstanding += 1
-            self._enqueue(PageUnit(unit.stream, unit.entity, offset, size, unit.window, alone))
+            self._queue.enqueue(
+                PageUnit(unit.stream, unit.entity, offset, size, unit.window, alone)
+            )
             state.planned_until = offset + size
 
     def _org_probe_answered(self, kind: str, *, accepted: bool) -> None:
@@ -215,9 +217,6 @@ class Planner:
     def pack(self) -> int:
         """The current node budget of a request, in pages."""
         return self._packing.pack
-
-    def _enqueue(self, unit: PageUnit) -> None:
-        self._queue.enqueue(unit)
 
     async def _send(self, batch: list[PageUnit], *, trial: bool = False) -> None:
         batch.sort(key=lambda unit: _STREAM_ORDER[unit.stream.name])
@@ -299,7 +298,7 @@ class Planner:
         if count > _MAX_REQUEUES:
             raise MalformedResponseError(f"{unit.describe()}: the API keeps answering null")
         self._requeues[unit] = count
-        self._enqueue(unit)
+        self._queue.enqueue(unit)
 
     def _unit_failed(self, unit: PageUnit, errors: list[Mapping[str, Any]]) -> None:
         message = messages(errors)
@@ -307,20 +306,15 @@ class Planner:
             # Org totals only check the report: a refusal (no permission) never fails it.
             log.info("the API refused %s (%s); no reconciliation", unit.stream.name, message)
             self.org_totals_refused = message
-            # Pages of the org totals still queued are never sent.
+            # Pages of the org totals still queued are never sent; their streams (this
+            # unit's among them, still outstanding) end here.
             self._queue.drop_probes(lambda queued: queued.stream in _ORG_TOTALS)
-            for key, other in self._states.items():
-                if key[0] in _ORG_TOTAL_NAMES and other.outstanding:
-                    other.outstanding = 0
-                    other.total = other.total or 0
-                    other.builder = None
+            for key, state in self._states.items():
+                if key[0] in _ORG_TOTAL_NAMES and state.outstanding:
+                    state.outstanding = 0
+                    state.total = state.total or 0
+                    state.builder = None
                     self._entities_done += 1
-            state = self._states[unit.key]
-            if state.total is None or state.outstanding:
-                self._entities_done += 1
-            state.outstanding = 0
-            state.total = state.total or 0
-            state.builder = None
             return
         if unit.is_probe:
             # The org-wide probe was refused: fall back to one stream per entity.

@@ -22,7 +22,6 @@ Why a difference appears (the README lists them too):
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ._calendar import local_days
+from ._calendar import day_span, local_days
 from ._periods import days as day_numbers
 from .columns import RECONCILIATION, date_array
 from .config import resolve_zone
@@ -51,7 +50,6 @@ EXACT_METRICS = {
     "Execution Mb-Seconds": "spend_mb_secs",
 }
 DEPLOYED = "Deployed Instances"
-_EPOCH = dt.date(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -136,8 +134,7 @@ def reconcile(report: UsageReport, org_totals: OrgTotals | None = None) -> Recon
             "no org totals to reconcile against: fetch with fetch_report(..., reconcile=True)"
         )
     records = report.records
-    first = (records.start - _EPOCH).days
-    dates = np.arange(first, (records.end - _EPOCH).days + 1, dtype=np.int64)
+    dates = day_span(records.start, records.end)
     if org.refused is not None:
         return Reconciliation(RECONCILIATION.empty(), days=len(dates), refused=org.refused)
     report_sums = _report_sums(report.instance_compute, report.customer_instances)
