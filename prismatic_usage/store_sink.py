@@ -91,7 +91,7 @@ class StoreSink:
 
     def answered(self) -> None:
         """After every answered request: journal what it finished; merge beyond a size."""
-        if not self.lists_done or not self._journal.pending_rows_or_units:
+        if not self.lists_done or not self._journal.has_pending:
             return
         uncommitted = self._journal.rows_staged + self._journal.pending_rows - self._committed_rows
         self.flush(commit=uncommitted >= _COMMIT_ROWS)

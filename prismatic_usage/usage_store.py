@@ -59,7 +59,7 @@ class UsageStore:
     --------
     >>> store = UsageStore("usage-store")  # doctest: +SKIP
     >>> store.sync("2025-01-01", "2025-01-31", url=..., token=...)  # doctest: +SKIP
-    >>> report = store.report("2025-01-01", "2025-01-31")  # doctest: +SKIP
+    >>> report = fetch_report("2025-01-01", "2025-01-31", store=store)  # doctest: +SKIP
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:

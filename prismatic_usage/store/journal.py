@@ -115,7 +115,7 @@ class Journal:
         self.rows_staged = 0
 
     @property
-    def pending_rows_or_units(self) -> bool:
+    def has_pending(self) -> bool:
         """Whether anything waits to be journaled."""
         return bool(self._pending)
 
