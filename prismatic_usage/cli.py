@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from . import config
+from ._safe_text import one_line, redact
 from .audit import audit
 from .billing import Prices, billing_summary
 from .cli_args import UsageError, build_parser, resolve_range
@@ -40,6 +41,9 @@ from .estimate import estimate_fetch
 from .export import write_reports
 from .report import UsageReport, build_report, fetch_report
 from .usage_store import SyncResult, UsageStore
+
+# Our own messages are one line already; this only bounds what a server made of one.
+_MAX_ERROR_CHARS = 1000
 
 __all__ = ["main"]
 
@@ -136,6 +140,7 @@ def _options(args: argparse.Namespace) -> FetchOptions:
         timeout=args.timeout,
         max_attempts=args.max_attempts,
         max_retry_seconds=args.max_retry_seconds,
+        max_response_bytes=int(args.max_response_mb * 2**20),
     )
 
 
@@ -303,9 +308,14 @@ def _store_command(arguments: list[str]) -> int:
             raise UsageError(f"{args.directory} is not a usage store (no store.json in it)")
         print(UsageStore(args.directory).info().summary())
     except PrismaticUsageError as exc:
-        print(f"prismatic-usage: error: {exc}", file=sys.stderr)
+        print(f"prismatic-usage: error: {_shown(exc)}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ConfigurationError) else EXIT_FAILURE
     return EXIT_OK
+
+
+def _shown(exc: BaseException) -> str:
+    """An error's message as one safe line: no control characters, no token, capped."""
+    return one_line(redact(str(exc), config.secrets_in_environment()), limit=_MAX_ERROR_CHARS)
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -345,12 +355,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PrismaticUsageError as exc:
         if args.verbose:
             log.exception("failed")
-        print(f"prismatic-usage: error: {exc}", file=sys.stderr)
+        print(f"prismatic-usage: error: {_shown(exc)}", file=sys.stderr)
         return exit_code(exc)
     except Exception as exc:
         log.debug("unexpected failure", exc_info=True)
         print(
-            f"prismatic-usage: unexpected error: {type(exc).__name__}: {exc}; "
+            f"prismatic-usage: unexpected error: {type(exc).__name__}: {_shown(exc)}; "
             "run with --verbose for a traceback and report it",
             file=sys.stderr,
         )

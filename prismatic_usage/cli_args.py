@@ -351,6 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=config.DEFAULT_MAX_ATTEMPTS,
         help="attempts per request on transient errors (default: %(default)s)",
     )
+    tuning.add_argument(
+        "--max-response-mb",
+        type=_positive_float,
+        default=config.DEFAULT_MAX_RESPONSE_BYTES / 2**20,
+        help="largest answer read, in MiB; a pack over it is split (default: %(default)g)",
+    )
 
     parser.add_argument(
         "--dry-run",

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ._safe_text import safe_origin
 from .errors import AuthenticationError, ConfigurationError
 
 __all__ = [
@@ -39,6 +41,16 @@ DEFAULT_PACK = 10
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_ATTEMPTS = 6
 DEFAULT_MAX_RETRY_SECONDS = 300.0
+#: The largest answer body read (decompressed); a full pack of pages is well under 1 MiB.
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 2**20
+#: Sane bounds for the tuning knobs: outside them a run would hang or be refused.
+MAX_CONCURRENCY = 64
+MIN_REQUESTS_PER_SECOND, MAX_REQUESTS_PER_SECOND = 0.01, 1000.0
+MAX_PACK = 100
+MAX_TIMEOUT = 3600.0
+MAX_ATTEMPTS = 100
+MAX_RETRY_SECONDS = 24 * 3600.0
+MIN_RESPONSE_BYTES, MAX_RESPONSE_BYTES = 2**16, 2**30
 #: A day is final (the API adds nothing to it any more) this many hours after it ended.
 DEFAULT_FINAL_AFTER_HOURS = 48.0
 
@@ -82,6 +94,10 @@ class Connection:
         )
 
 
+# A DNS name or an IPv4 address, or an IPv6 address (urlsplit strips its brackets).
+_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[A-Za-z0-9._-]+)?")
+
+
 def normalize_base_url(url: str) -> str:
     """A stack URL as ``scheme://host[:port][/prefix]``, without a trailing ``/api``.
 
@@ -93,17 +109,34 @@ def normalize_base_url(url: str) -> str:
         raise ConfigurationError("the Prismatic URL is empty; pass e.g. https://app.prismatic.io")
     if "://" not in text:
         text = f"https://{text}"
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    # Never echo the URL itself: its user, password or query may hold a secret.
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
         raise ConfigurationError(
-            f"{url!r} is not an http(s) URL; pass the stack URL, e.g. https://app.prismatic.io"
-        )
-    if parts.username or parts.password:
+            "the Prismatic URL cannot be read (a bracket or port is wrong); "
+            "pass the stack URL, e.g. https://app.prismatic.io"
+        ) from None
+    if "@" in parts.netloc:
         raise ConfigurationError(
             "the URL must not contain a user or password; pass the token in PRISMATIC_API_KEY"
         )
-    if parts.query or parts.fragment:
-        raise ConfigurationError(f"{url!r} has a query or fragment; pass just the stack URL")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            "the Prismatic URL is not an http(s) URL; pass the stack URL, "
+            "e.g. https://app.prismatic.io"
+        )
+    if parts.query or parts.fragment or text.rstrip().endswith(("?", "#")):
+        raise ConfigurationError(
+            "the Prismatic URL has a query or fragment (not shown: it may hold a secret); "
+            "pass just the stack URL, e.g. https://app.prismatic.io"
+        )
+    if port == 0 or not _HOST.fullmatch(parts.hostname):
+        raise ConfigurationError(
+            f"the Prismatic URL's host or port is not valid ({safe_origin(text)}); "
+            "pass the stack URL, e.g. https://app.prismatic.io"
+        )
     path = parts.path.rstrip("/")
     if path.endswith("/api"):
         path = path[: -len("/api")]
@@ -158,6 +191,19 @@ def resolve_connection(
     )
 
 
+def secrets_in_environment(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """Every token and refresh token the environment holds, to redact from output.
+
+    Parameters
+    ----------
+    env
+        The environment to read; ``os.environ`` when None.
+    """
+    environ = os.environ if env is None else env
+    names = TOKEN_ENVS + REFRESH_TOKEN_ENVS
+    return tuple(value.strip() for name in names if (value := environ.get(name, "")).strip())
+
+
 @dataclass(frozen=True, kw_only=True)
 class FetchOptions:
     """How hard to push the API. The defaults are safe against the real one.
@@ -179,6 +225,12 @@ class FetchOptions:
         Seconds before one HTTP request is abandoned (and retried).
     max_attempts, max_retry_seconds
         The retry budget for transient failures (429, 5xx, resets, timeouts).
+    max_response_bytes
+        The largest answer body read. A pack over it is split like a refused
+        pack; a single page over it is an error (``MalformedResponseError``).
+
+    Each knob has sane bounds (the ``MAX_*`` / ``MIN_*`` constants); a value
+    outside them is a ``ConfigurationError``, never a hang.
     """
 
     concurrency: int = DEFAULT_CONCURRENCY
@@ -189,28 +241,40 @@ class FetchOptions:
     timeout: float = DEFAULT_TIMEOUT
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     max_retry_seconds: float = DEFAULT_MAX_RETRY_SECONDS
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ConfigurationError(f"concurrency must be at least 1, got {self.concurrency}")
-        if self.requests_per_second is not None and self.requests_per_second <= 0:
-            raise ConfigurationError(
-                f"requests per second must be positive, got {self.requests_per_second}"
+        _check_range("concurrency", self.concurrency, 1, MAX_CONCURRENCY)
+        if self.requests_per_second is not None:
+            _check_range(
+                "requests per second",
+                self.requests_per_second,
+                MIN_REQUESTS_PER_SECOND,
+                MAX_REQUESTS_PER_SECOND,
             )
-        if not 1 <= self.page_size <= MAX_PAGE_SIZE:
-            raise ConfigurationError(
-                f"page size must be between 1 and {MAX_PAGE_SIZE}, got {self.page_size}"
-            )
-        if self.pack < 1:
-            raise ConfigurationError(f"pack must be at least 1, got {self.pack}")
-        if self.timeout <= 0:
-            raise ConfigurationError(f"timeout must be positive, got {self.timeout}")
-        if self.max_retry_seconds <= 0:
-            raise ConfigurationError(
-                f"max retry seconds must be positive, got {self.max_retry_seconds}"
-            )
-        if self.max_attempts < 1:
-            raise ConfigurationError(f"max attempts must be at least 1, got {self.max_attempts}")
+        _check_range("page size", self.page_size, 1, MAX_PAGE_SIZE)
+        _check_range("pack", self.pack, 1, MAX_PACK)
+        _check_range("timeout", self.timeout, 0.001, MAX_TIMEOUT)
+        _check_range("max retry seconds", self.max_retry_seconds, 0.001, MAX_RETRY_SECONDS)
+        _check_range("max attempts", self.max_attempts, 1, MAX_ATTEMPTS)
+        _check_range(
+            "max response bytes", self.max_response_bytes, MIN_RESPONSE_BYTES, MAX_RESPONSE_BYTES
+        )
+
+
+def _check_range(what: str, value: float, low: float, high: float) -> None:
+    """Refuse ``value`` outside ``[low, high]`` (NaN included) in one line."""
+    if not low <= value <= high:
+        raise ConfigurationError(
+            f"{what} must be between {_number(low)} and {_number(high)}, got {_number(value)}"
+        )
+
+
+def _number(value: float) -> str:
+    """``value`` as people write it: ``1048576``, ``0.01``, ``1e-300``."""
+    if isinstance(value, int) or (value.is_integer() and abs(value) < 1e15):
+        return str(int(value))
+    return f"{value:g}"
 
 
 def resolve_zone(tz: str) -> zoneinfo.ZoneInfo:

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import queries
+from ._safe_text import one_line
 from .errors import MalformedResponseError, PaginationError
 from .records import one_row_per_key
 
@@ -195,6 +196,10 @@ def without_duplicates(table: pa.Table, what: str) -> tuple[pa.Table, int]:
 
 
 def messages(errors: Sequence[Mapping[str, Any]]) -> str:
-    """The distinct messages of GraphQL errors, joined into one line."""
-    texts = [str(error.get("message", error)) for error in errors]
+    """The distinct messages of GraphQL errors, joined into one line.
+
+    Each message is the server's text made safe to show (:func:`one_line`): no
+    control characters, capped length. Tokens were cut out by the session.
+    """
+    texts = [one_line(str(error.get("message", error))) for error in errors]
     return "; ".join(dict.fromkeys(texts)) or "unknown error"

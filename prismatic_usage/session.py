@@ -31,6 +31,7 @@ from gql.transport.exceptions import (
     TransportServerError,
 )
 
+from ._safe_text import redact, safe_origin
 from .config import Connection, FetchOptions
 from .errors import (
     APIError,
@@ -102,12 +103,63 @@ class SessionCounters:
     statuses: dict[int, int] = field(default_factory=dict)
 
 
+class _Redirected(Exception):
+    """The server answered with a redirect, which is never followed."""
+
+    def __init__(self, status: int, location: str) -> None:
+        super().__init__(f"HTTP {status} redirect to {safe_origin(location)}")
+        self.status = status
+        self.location = location
+
+
+class _BodyTooLarge(Exception):
+    """A response body is larger than ``FetchOptions.max_response_bytes``."""
+
+
 async def _raise_for_bad_status(response: aiohttp.ClientResponse) -> None:
     # gql maps a JSON body to a status-less TransportQueryError whatever the HTTP
     # status; raising here keeps the status (and Retry-After) authoritative.
     # A 400 may still carry GraphQL errors, so it is left to gql.
+    if 300 <= response.status < 400:
+        raise _Redirected(response.status, response.headers.get("Location", ""))
     if response.status >= 400 and response.status != 400:
         response.raise_for_status()
+
+
+def _capped_response(max_bytes: int) -> type[aiohttp.ClientResponse]:
+    """An aiohttp response class that refuses to hold a body over ``max_bytes``.
+
+    aiohttp has no client-side body limit, and gql reads the whole body before it
+    parses it, so without this a server could make the process grow without end.
+    The cap counts decompressed bytes, so a small gzip bomb is refused too.
+    """
+
+    class CappedResponse(aiohttp.ClientResponse):
+        # gql reads a body again (as text) after failing to parse it: say "too
+        # large" every time, never parse a truncated remainder.
+        too_large: _BodyTooLarge | None = None
+
+        async def read(self) -> bytes:
+            if self.too_large is not None:
+                raise self.too_large
+            if self._body is None:
+                declared = self.content_length or 0
+                size = 0
+                chunks: list[bytes] = []
+                if declared <= max_bytes:
+                    async for chunk in self.content.iter_any():
+                        size += len(chunk)
+                        if size > max_bytes:
+                            break
+                        chunks.append(chunk)
+                if max(size, declared) > max_bytes:
+                    self.close()
+                    self.too_large = _BodyTooLarge(f"over {max_bytes} bytes")
+                    raise self.too_large
+                self._body = b"".join(chunks)
+            return await super().read()
+
+    return CappedResponse
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -135,6 +187,8 @@ class ApiSession:
         self._options = options
         self._gate = gate
         self._token_version = 0
+        # Every token this session has held: server text is redacted of all of them.
+        self._secrets = {connection.token, connection.refresh_token}
         self._token_works = False
         self._refresh_lock = asyncio.Lock()
         self.counters = SessionCounters()
@@ -143,6 +197,7 @@ class ApiSession:
             headers={"Prismatic-Client": "prismatic-usage"},
             client_session_args={
                 "raise_for_status": _raise_for_bad_status,
+                "response_class": _capped_response(options.max_response_bytes),
                 "timeout": aiohttp.ClientTimeout(
                     total=options.timeout, sock_connect=min(_CONNECT_TIMEOUT, options.timeout)
                 ),
@@ -183,7 +238,7 @@ class ApiSession:
             if isinstance(failure, Answer):
                 self._gate.succeeded()
                 self._token_works = True
-                return failure
+                return self._redacted(failure)
             if failure.status in (401, 403):
                 if failure.status == 401 and await self._refresh(token_version):
                     continue
@@ -226,7 +281,9 @@ class ApiSession:
         log.debug("POST %s: %s", self._connection.api_url, what)
         try:
             result = await self._session.execute(
-                request, get_execution_result=True, extra_args={"headers": headers}
+                request,
+                get_execution_result=True,
+                extra_args={"headers": headers, "allow_redirects": False},
             )
         except TransportQueryError as exc:
             self._count_status(200)
@@ -254,16 +311,45 @@ class ApiSession:
             if splittable:
                 raise RequestTooLarge(f"{what}: timed out") from None
             return _Failure(f"timed out after {self._options.timeout:.0f} s")
+        except AssertionError as exc:
+            # gql asserts that an answer without errors has data ({"data": null}).
+            raise MalformedResponseError(
+                f"{what}: the answer has neither data nor errors; report this to Prismatic"
+            ) from exc
         self._count_status(200)
         data = result.data
         if not isinstance(data, Mapping):
             raise MalformedResponseError(f"{what}: the answer has no 'data' object")
         return Answer(data=data)
 
+    def _redacted(self, answer: Answer) -> Answer:
+        """``answer`` with every token this session held cut out of its error messages."""
+        if not answer.errors:
+            return answer
+        errors = [
+            {**error, "message": redact(str(error.get("message", "")), self._secrets)}
+            if isinstance(error, Mapping)
+            else {"message": redact(str(error), self._secrets)}
+            for error in answer.errors
+        ]
+        return Answer(data=answer.data, errors=errors)
+
     def _classify_connection_failure(
         self, exc: TransportConnectionFailed, *, what: str, splittable: bool
     ) -> _Failure:
         cause = exc.__cause__
+        if isinstance(cause, _Redirected):
+            raise APIError(
+                f"{what}: the API answered with {cause} (not followed); "
+                "pass the stack's own URL with --url"
+            ) from None
+        if isinstance(cause, _BodyTooLarge):
+            if splittable:
+                raise RequestTooLarge(f"{what}: the answer is too large ({cause})") from None
+            raise MalformedResponseError(
+                f"{what}: the answer is larger than the {self._options.max_response_bytes} byte "
+                "cap; raise it with --max-response-mb if this server is trusted"
+            ) from None
         if isinstance(cause, aiohttp.ClientResponseError):
             status = cause.status
             self._count_status(status)
@@ -319,7 +405,10 @@ class ApiSession:
             try:
                 async with (
                     aiohttp.ClientSession(timeout=timeout) as http,
-                    http.post(self._connection.refresh_url, json=body) as response,
+                    # Never redirected: the body carries the refresh token.
+                    http.post(
+                        self._connection.refresh_url, json=body, allow_redirects=False
+                    ) as response,
                 ):
                     if response.status != 200:
                         log.warning("token refresh refused (HTTP %s)", response.status)
@@ -333,6 +422,7 @@ class ApiSession:
                 log.warning("token refresh answer has no access_token")
                 return False
             self._connection = self._connection.with_token(token)
+            self._secrets.add(token)
             self._token_version += 1
             log.info("access token refreshed")
             return True

@@ -1,0 +1,97 @@
+"""Small hostile HTTP servers on 127.0.0.1, for behaviour the sandbox cannot express.
+
+Each server runs a plain :mod:`http.server` in a thread and answers every request
+with whatever its ``respond`` callable decides; it records what it received, so a
+test can check what was (or was not) sent to it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Received:
+    """One request a hostile server received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Reply:
+    """What to answer: a status, headers, and a body (bytes, or chunks streamed one by one)."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | Iterator[bytes] = b""
+
+    @classmethod
+    def json(cls, payload: Any, status: int = 200) -> Reply:
+        """A JSON answer."""
+        return cls(status, {"Content-Type": "application/json"}, json.dumps(payload).encode())
+
+
+class HostileServer:
+    """An HTTP server on 127.0.0.1 whose answers a test decides; use as a context manager."""
+
+    def __init__(self, respond: Callable[[Received], Reply]) -> None:
+        self.respond = respond
+        self.received: list[Received] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                request = Received("POST", self.path, dict(self.headers), self.rfile.read(length))
+                server.received.append(request)
+                reply = server.respond(request)
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                body = [reply.body] if isinstance(reply.body, bytes) else reply.body
+                if isinstance(reply.body, bytes):
+                    self.send_header("Content-Length", str(len(reply.body)))
+                else:
+                    self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                try:
+                    if isinstance(reply.body, bytes):
+                        self.wfile.write(reply.body)
+                        return
+                    for chunk in body:
+                        self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                    self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+
+            do_GET = do_POST
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The server's base URL, ``http://127.0.0.1:<port>``."""
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def __enter__(self) -> HostileServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()

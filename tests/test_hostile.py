@@ -1,0 +1,220 @@
+"""A hostile server gets no secret, no unbounded memory and no traceback out of us."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from prismatic_usage import (
+    APIError,
+    AuthenticationError,
+    ConfigurationError,
+    FetchOptions,
+    MalformedResponseError,
+    QueryError,
+    fetch_usage,
+)
+from prismatic_usage.config import Connection
+from prismatic_usage.sandbox import OrgData, Sandbox, generate_org
+
+from .expected import actual_records, expected_records
+from .hostile import HostileServer, Received, Reply
+from .test_cli import run_cli
+
+START, END = dt.date(2025, 3, 1), dt.date(2025, 3, 2)
+QUICK = FetchOptions(requests_per_second=None, max_attempts=2, timeout=10)
+TOKEN = "tok-0123456789abcdef"
+REFRESH_TOKEN = "refresh-fedcba9876543210"
+
+
+def _cli(tmp_path: Path, *args: str, token: str = TOKEN) -> tuple[int, str]:
+    out = tmp_path / "out"
+    result = run_cli(
+        "--start-date",
+        START.isoformat(),
+        "--end-date",
+        END.isoformat(),
+        "--output-dir",
+        str(out),
+        "--max-attempts",
+        "2",
+        *args,
+        cwd=tmp_path,
+        env={"PRISMATIC_API_KEY": token, "PRISMATIC_REFRESH_TOKEN": REFRESH_TOKEN},
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+# -- secrets ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [307, 308])
+def test_a_refresh_redirected_to_another_origin_sends_it_nothing(status: int) -> None:
+    with HostileServer(lambda request: Reply(200)) as elsewhere:
+
+        def respond(request: Received) -> Reply:
+            if request.path == "/auth/refresh":
+                return Reply(status, {"Location": f"{elsewhere.url}/steal"})
+            return Reply.json({"errors": [{"message": "expired"}]}, status=401)
+
+        with HostileServer(respond) as stack, pytest.raises(AuthenticationError):
+            fetch_usage(
+                START,
+                END,
+                connection=Connection(base_url=stack.url, token=TOKEN, refresh_token=REFRESH_TOKEN),
+                options=QUICK,
+            )
+        assert any(r.path == "/auth/refresh" for r in stack.received)
+    assert elsewhere.received == []
+
+
+def test_an_api_request_redirected_elsewhere_is_an_error_and_sends_nothing_there() -> None:
+    with HostileServer(lambda request: Reply(200)) as elsewhere:
+        target = f"{elsewhere.url}/api?leak=1"
+        with (
+            HostileServer(lambda request: Reply(308, {"Location": target})) as stack,
+            pytest.raises(
+                APIError, match=r"redirect to http://127\.0\.0\.1:\d+ \(not followed\)"
+            ) as caught,
+        ):
+            fetch_usage(START, END, url=stack.url, token=TOKEN, options=QUICK)
+    assert elsewhere.received == []
+    assert "leak" not in str(caught.value)
+
+
+def test_server_text_is_one_line_escaped_capped_and_without_tokens(tmp_path: Path) -> None:
+    echoed = f"denied\nAuthorization: Bearer {TOKEN}\x1b[2J\x1b[31m refresh={REFRESH_TOKEN} " + (
+        "x" * 5000
+    )
+
+    def respond(request: Received) -> Reply:
+        return Reply.json({"data": None, "errors": [{"message": echoed}]})
+
+    with HostileServer(respond) as stack:
+        with pytest.raises(QueryError) as caught:
+            fetch_usage(
+                START,
+                END,
+                connection=Connection(base_url=stack.url, token=TOKEN, refresh_token=REFRESH_TOKEN),
+                options=QUICK,
+            )
+        code, output = _cli(tmp_path, "--url", stack.url)
+    message = str(caught.value)
+    assert TOKEN not in message and REFRESH_TOKEN not in message
+    assert "\n" not in message and "\x1b" not in message
+    assert "Bearer ***" in message and "\\n" in message and "\\x1b[2J" in message
+    assert len(message) < 600
+    assert code == 4
+    assert output.count("\n") == 1 and output.endswith("\n")
+    assert TOKEN not in output and REFRESH_TOKEN not in output and "\x1b" not in output
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://app.prismatic.io/?access_token=s3cr3t-value",
+        "https://app.prismatic.io/#s3cr3t-value",
+        "ftp://user:s3cr3t-value@app.prismatic.io",
+        "https://user:s3cr3t-value@app.prismatic.io",
+        "http://[::1",
+        "http://127.0.0.1:99999",
+        "http://app prismatic.io",
+        "http://s3cr3t-value:x@[::1",
+    ],
+)
+def test_a_bad_url_is_a_usage_error_that_never_echoes_it(tmp_path: Path, url: str) -> None:
+    code, output = _cli(tmp_path, "--url", url)
+    assert code == 2, output
+    assert output.count("\n") == 1 and "Traceback" not in output
+    assert "s3cr3t" not in output
+    assert not (tmp_path / "out").exists()
+
+
+# -- bounds -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--concurrency", "100000"),
+        ("--rate", "1e-300"),
+        ("--rate", "1e300"),
+        ("--pack", "1000000"),
+        ("--timeout", "1e9"),
+        ("--max-attempts", "1000000"),
+        ("--max-response-mb", "0.001"),
+    ],
+)
+def test_tuning_values_outside_sane_bounds_are_usage_errors(
+    tmp_path: Path, option: str, value: str
+) -> None:
+    code, output = _cli(tmp_path, "--demo", option, value)
+    assert code == 2, output
+    assert output.count("\n") == 1 and "must be between" in output
+    assert not (tmp_path / "out").exists()
+
+
+def _endless(chunk: bytes) -> Iterator[bytes]:
+    yield b'{"data": {"x": "'
+    yield from itertools.repeat(chunk)
+
+
+def test_an_endless_answer_is_cut_at_the_cap_and_reported() -> None:
+    options = FetchOptions(requests_per_second=None, max_attempts=1, max_response_bytes=2**20)
+
+    def respond(request: Received) -> Reply:
+        return Reply(200, {"Content-Type": "application/json"}, _endless(b"a" * 65536))
+
+    with (
+        HostileServer(respond) as stack,
+        pytest.raises(MalformedResponseError, match="larger than the 1048576 byte cap"),
+    ):
+        fetch_usage(START, END, url=stack.url, token=TOKEN, options=options)
+
+
+def test_a_declared_length_over_the_cap_is_refused_before_reading() -> None:
+    options = FetchOptions(requests_per_second=None, max_attempts=1, max_response_bytes=2**20)
+    body = json.dumps({"data": {"x": "a" * (2**20 + 10)}}).encode()
+
+    with (
+        HostileServer(lambda request: Reply(200, {}, body)) as stack,
+        pytest.raises(MalformedResponseError, match="byte cap"),
+    ):
+        fetch_usage(START, END, url=stack.url, token=TOKEN, options=options)
+
+
+def test_packs_over_the_cap_are_split_and_the_records_are_whole(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    data: OrgData = generate_org(seed=3, customers=30, start=START, days=2)
+    sb = make_sandbox(data=data)
+    small_cap = FetchOptions(requests_per_second=None, max_response_bytes=64 * 2**10)
+    records = fetch_usage(START, END, url=sb.url, token=sb.token, options=small_cap)
+    assert actual_records(records) == expected_records(data, START, END)
+    roomy = fetch_usage(START, END, url=sb.url, token=sb.token, options=QUICK)
+    assert records.stats.requests > roomy.stats.requests  # the split packs cost requests
+
+
+def test_python_refuses_out_of_bounds_options_in_one_line() -> None:
+    with pytest.raises(ConfigurationError, match="concurrency must be between 1 and 64"):
+        FetchOptions(concurrency=100_000)
+    with pytest.raises(ConfigurationError, match="requests per second must be between"):
+        FetchOptions(requests_per_second=float("nan"))
+
+
+# -- malformed answers ------------------------------------------------------------------
+
+
+def test_data_null_without_errors_is_one_line_not_an_assertion(tmp_path: Path) -> None:
+    with HostileServer(lambda request: Reply.json({"data": None})) as stack:
+        with pytest.raises(MalformedResponseError, match="neither data nor errors"):
+            fetch_usage(START, END, url=stack.url, token=TOKEN, options=QUICK)
+        code, output = _cli(tmp_path, "--url", stack.url)
+    assert code == 4, output
+    assert output.count("\n") == 1 and "AssertionError" not in output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
