@@ -134,7 +134,10 @@ def resolve_range(args: argparse.Namespace, today: dt.date) -> tuple[dt.date, dt
         return args.start_date, args.end_date
     if args.last_days is not None:
         end = today - dt.timedelta(days=1)
-        return end - dt.timedelta(days=args.last_days - 1), end
+        try:
+            return end - dt.timedelta(days=args.last_days - 1), end
+        except OverflowError:
+            raise UsageError(f"--last-days {args.last_days} reaches before year 1") from None
     if args.month == "current":
         return today.replace(day=1), today
     if args.month == "previous":

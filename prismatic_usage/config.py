@@ -291,8 +291,26 @@ def resolve_zone(tz: str) -> zoneinfo.ZoneInfo:
         ) from None
 
 
+#: Usage dates outside these years cannot exist (and the calendar arithmetic of a
+#: day before year 1 or after 9999 would overflow): such a date is a typo.
+EARLIEST_DATE, LATEST_DATE = dt.date(2000, 1, 1), dt.date(2100, 12, 31)
+
+
 def validate_date_range(start: dt.date, end: dt.date) -> None:
-    """Start must not be after end; both are inclusive calendar days."""
+    """Start must not be after end; both are inclusive calendar days.
+
+    Parameters
+    ----------
+    start, end
+        The first and last day of the range; each must lie between
+        ``EARLIEST_DATE`` (2000-01-01) and ``LATEST_DATE`` (2100-12-31).
+    """
+    for day in (start, end):
+        if not EARLIEST_DATE <= day <= LATEST_DATE:
+            raise ConfigurationError(
+                f"{day.isoformat()} is outside {EARLIEST_DATE.isoformat()} .. "
+                f"{LATEST_DATE.isoformat()}; check the year"
+            )
     if start > end:
         raise ConfigurationError(
             f"start date {start.isoformat()} is after end date {end.isoformat()}; swap them"

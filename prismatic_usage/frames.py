@@ -257,6 +257,17 @@ def _daily_sums(
     )
     grouped = snapshots.groupby(["code", "day"], sort=True)
     daily = grouped[["instances", "integrations"]].sum()
+    largest = max((int(np.abs(v).max()) for v in (instances, integrations) if v.size), default=0)
+    if largest > 2**62 // max(1, codes.size):
+        # Counts from the API are 32-bit (records refuse more), so only records built
+        # by hand get here: a float sum, off by far less than 2**62, exposes a wrap.
+        approx = (
+            snapshots.astype({"instances": float, "integrations": float})
+            .groupby(["code", "day"], sort=True)[["instances", "integrations"]]
+            .sum()
+        )
+        if np.any(np.abs(approx.to_numpy() - daily.to_numpy().astype(np.float64)) > 2.0**62):
+            raise OverflowError("a day's sum of deployed instances or integrations overflows int64")
     daily["snapshots"] = grouped.size()
     return daily.reset_index()
 

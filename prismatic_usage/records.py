@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import MalformedResponseError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CUSTOMER_SCHEMA",
@@ -84,6 +87,9 @@ ORG_HOURLY_SCHEMA = pa.schema(
 )
 
 _INT64_MAX = 2**63 - 1
+#: GraphQL's ``Int`` is a signed 32-bit integer; these fields are ``Int!`` in the schema.
+GRAPHQL_INT_MAX = 2**31 - 1
+_GRAPHQL_INT_FIELDS = frozenset({"deployed_instance_count", "deployed_unique_integration_count"})
 _INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
 
 
@@ -177,16 +183,59 @@ def _to_arrow(values: Sequence[Any], f: pa.Field) -> pa.Array:
                 # BigInt may arrive as numeric strings; never let a float through.
                 values = [_exact_int(v, field_name=f.name) for v in values]
             array = pa.array(values, type=f.type)
+            _check_count_range(array, f.name)
         else:
             if not all(v is None or type(v) is str for v in values):
                 bad = next(v for v in values if not (v is None or type(v) is str))
                 raise MalformedResponseError(f"field {f.name!r}: expected a string, got {bad!r}")
-            array = pa.array(values, type=f.type)
+            try:
+                array = pa.array(values, type=f.type)
+            except UnicodeEncodeError:
+                array = pa.array(_valid_text(values, f.name), type=f.type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
         raise MalformedResponseError(f"field {f.name!r}: {exc}") from exc
     if not f.nullable and array.null_count:
         raise MalformedResponseError(f"field {f.name!r}: missing value in a non-null field")
     return array
+
+
+def _check_count_range(array: pa.Array, name: str) -> None:
+    """Every integer field here is a count (or MB-seconds): refuse negatives and, for
+    the schema's ``Int!`` fields, values beyond GraphQL's 32-bit ``Int`` range."""
+    if not len(array):
+        return
+    low, high = pc.min_max(array).values()
+    if low.as_py() is not None and low.as_py() < 0:
+        raise MalformedResponseError(
+            f"field {name!r}: {low.as_py()} is negative, which a count cannot be; "
+            "report this to Prismatic"
+        )
+    if name in _GRAPHQL_INT_FIELDS and high.as_py() is not None and high.as_py() > GRAPHQL_INT_MAX:
+        raise MalformedResponseError(
+            f"field {name!r}: {high.as_py()} is outside GraphQL's Int range "
+            f"(at most {GRAPHQL_INT_MAX}); report this to Prismatic"
+        )
+
+
+def _valid_text(values: Sequence[str | None], name: str) -> list[str | None]:
+    """``values`` with lone surrogates (invalid in UTF-8) replaced by U+FFFD.
+
+    A JSON string may carry ``\\ud800`` alone, which no UTF-8 file can hold. A
+    name or external ID is display text, so it is repaired with a warning; an ID
+    is a key, and a repaired key could merge two records, so it is refused.
+    """
+    if name == "id" or (name.endswith("_id") and name != "external_id"):
+        raise MalformedResponseError(
+            f"field {name!r}: an ID holds an invalid character (a lone surrogate); "
+            "report this to Prismatic"
+        )
+    repaired = [
+        None if v is None else v.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        for v in values
+    ]
+    changed = sum(a != b for a, b in zip(values, repaired, strict=True))
+    log.warning("field %r: replaced invalid characters in %d value(s) with U+FFFD", name, changed)
+    return repaired
 
 
 def one_row_per_key(table: pa.Table, keys: Sequence[str], *, keep: str = "first") -> pa.Table:

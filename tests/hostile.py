@@ -95,3 +95,40 @@ class HostileServer:
     def __exit__(self, *exc_info: object) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+def relayed(upstream: str, tamper: Callable[[Any], Any]) -> Callable[[Received], Reply]:
+    """A ``respond`` that forwards each request to ``upstream`` and tampers with its JSON.
+
+    ``tamper`` gets the parsed answer and returns the one to send; answers that
+    are not JSON (or not 200) pass through unchanged.
+    """
+    import urllib.error
+    import urllib.request
+
+    def respond(request: Received) -> Reply:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host",)}
+        forwarded = urllib.request.Request(
+            upstream + request.path, data=request.body, headers=headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(forwarded, timeout=30) as answer:
+                status, body = answer.status, answer.read()
+        except urllib.error.HTTPError as exc:
+            return Reply(exc.code, dict(exc.headers), exc.read())
+        if status == 200:
+            return Reply.json(tamper(json.loads(body)))
+        return Reply(status, {}, body)
+
+    return respond
+
+
+def replace_values(payload: Any, key: str, change: Callable[[Any], Any]) -> Any:
+    """``payload`` (parsed JSON) with every value under ``key`` replaced by ``change(value)``."""
+    if isinstance(payload, dict):
+        return {
+            k: change(v) if k == key else replace_values(v, key, change) for k, v in payload.items()
+        }
+    if isinstance(payload, list):
+        return [replace_values(item, key, change) for item in payload]
+    return payload

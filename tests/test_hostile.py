@@ -23,7 +23,7 @@ from prismatic_usage.config import Connection
 from prismatic_usage.sandbox import OrgData, Sandbox, generate_org
 
 from .expected import actual_records, expected_records
-from .hostile import HostileServer, Received, Reply
+from .hostile import HostileServer, Received, Reply, relayed, replace_values
 from .test_cli import run_cli
 
 START, END = dt.date(2025, 3, 1), dt.date(2025, 3, 2)
@@ -218,3 +218,110 @@ def test_data_null_without_errors_is_one_line_not_an_assertion(tmp_path: Path) -
     assert code == 4, output
     assert output.count("\n") == 1 and "AssertionError" not in output
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+# -- data validity ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("deployedInstanceCount", 2**62, "outside GraphQL's Int range"),
+        ("deployedUniqueIntegrationCount", 2**31, "outside GraphQL's Int range"),
+        ("deployedInstanceCount", -1, "is negative"),
+        ("spendMbSecs", "-5", "is negative"),
+        ("stepCount", -(2**40), "is negative"),
+    ],
+)
+def test_counts_outside_their_type_are_refused_not_wrapped(
+    tmp_path: Path,
+    make_sandbox: Callable[..., Sandbox],
+    key: str,
+    value: object,
+    problem: str,
+) -> None:
+    data = generate_org(seed=5, customers=3, start=START, days=2)
+    sb = make_sandbox(data=data)
+    with HostileServer(relayed(sb.url, lambda p: replace_values(p, key, lambda _: value))) as relay:
+        with pytest.raises(MalformedResponseError, match=problem):
+            fetch_usage(START, END, url=relay.url, token=sb.token, options=QUICK)
+        code, output = _cli(tmp_path, "--url", relay.url, token=sb.token)
+    assert code == 4, output
+    assert output.count("\n") == 1 and problem in output
+
+
+def test_a_lone_surrogate_in_a_name_is_repaired_with_a_warning(
+    tmp_path: Path, make_sandbox: Callable[..., Sandbox], caplog: pytest.LogCaptureFixture
+) -> None:
+    data = generate_org(seed=5, customers=3, start=START, days=2)
+    sb = make_sandbox(data=data)
+    broken = relayed(sb.url, lambda p: replace_values(p, "name", lambda n: n + "\ud800"))
+    with HostileServer(broken) as relay:
+        records = fetch_usage(START, END, url=relay.url, token=sb.token, options=QUICK)
+        code, output = _cli(tmp_path, "--url", relay.url, "--format", "both", token=sb.token)
+    names = records.customers.column("name").to_pylist()
+    assert names and all(name.endswith("\ufffd") for name in names)
+    assert "replaced invalid characters" in caplog.text
+    assert code == 0, output
+    text = (tmp_path / "out" / "customer-instance-data.csv").read_text(encoding="utf-8")
+    assert "\ufffd" in text
+
+
+def test_a_lone_surrogate_in_an_id_is_refused(
+    tmp_path: Path, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    data = generate_org(seed=5, customers=3, start=START, days=2)
+    sb = make_sandbox(data=data)
+    broken = relayed(sb.url, lambda p: replace_values(p, "id", lambda n: n + "\udfff"))
+    with HostileServer(broken) as relay, pytest.raises(MalformedResponseError, match="an ID"):
+        fetch_usage(START, END, url=relay.url, token=sb.token, options=QUICK)
+
+
+@pytest.mark.parametrize(
+    "dates",
+    [
+        ("--start-date", "9999-12-30", "--end-date", "9999-12-31"),
+        ("--start-date", "0001-01-01", "--end-date", "0001-01-02"),
+        ("--start-date", "2025-01-01", "--end-date", "9999-12-31", "--yes"),
+        ("--last-days", "9999999"),
+        ("--month", "0001-01"),
+    ],
+)
+def test_dates_beyond_any_usage_are_usage_errors(tmp_path: Path, dates: tuple[str, ...]) -> None:
+    result = run_cli("--demo", *dates, "--output-dir", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_python_api_refuses_such_dates_too() -> None:
+    with pytest.raises(ConfigurationError, match="check the year"):
+        fetch_usage(dt.date(1, 1, 1), dt.date(1, 1, 2), url="http://127.0.0.1:9", token=TOKEN)
+
+
+def test_frame_sums_of_hand_built_records_are_overflow_checked() -> None:
+    import pyarrow as pa
+
+    from prismatic_usage import UsageRecords, customer_instance_frame
+    from prismatic_usage.records import CUSTOMER_SCHEMA, SNAPSHOT_SCHEMA
+
+    moment = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
+    snapshots = pa.table(
+        {
+            "id": ["s1", "s2"],
+            "customer_id": ["c1", "c1"],
+            "snapshot_time": [moment, moment + dt.timedelta(hours=1)],
+            "deployed_instance_count": [2**62, 2**62],  # the sum wraps in int64
+            "deployed_unique_integration_count": [1, 1],
+        },
+        schema=SNAPSHOT_SCHEMA,
+    )
+    records = UsageRecords(
+        start=START,
+        end=END,
+        tz="UTC",
+        customers=pa.table({"id": ["c1"], "name": ["A"], "external_id": [None]}, CUSTOMER_SCHEMA),
+        snapshots=snapshots,
+    )
+    with pytest.raises(OverflowError, match="overflows int64"):
+        customer_instance_frame(records)
