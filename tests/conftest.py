@@ -7,8 +7,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from prismatic_usage.sandbox import OrgData, Sandbox, generate_org
+
+# CI machines are shared and noisy: a Hypothesis deadline there is a timing assertion.
+# `.ci/run` selects this profile; locally, `HYPOTHESIS_PROFILE=ci` does the same.
+settings.register_profile("ci", deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 #: The generated org most tests use: 12 customers (+2 system) over 5 days from 2024-12-01.
 SANDBOX_SEED = 7

@@ -636,7 +636,6 @@ def check(frame: pd.DataFrame, expected: dict[Any, Any], key: list[str]) -> None
             assert same(row[name], value), (name, row[name], value)
 
 
-@settings(max_examples=150, deadline=None)
 def _an_amount_overflows(compute: dict[Any, dict[str, Any]], prices: Prices) -> bool:
     """Whether an execution or compute amount reaches 10**16 (worked out independently)."""
     limit = Decimal(10) ** 16
@@ -651,6 +650,7 @@ def _an_amount_overflows(compute: dict[Any, dict[str, Any]], prices: Prices) -> 
     return False
 
 
+@settings(max_examples=150, deadline=None)
 @given(
     usage_rows=customer_rows(),
     compute_rows_=compute_rows(),
