@@ -7,6 +7,9 @@ pure functions over the daily frames. ``fetch_report`` does the first three
 steps in one call.
 """
 
+import logging
+
+from ._version import __version__
 from .audit import Audit, audit
 from .billing import Prices, billing_summary, compute_rollup, customer_period_rollup
 from .client import FetchProgress, fetch_usage, fetch_usage_async
@@ -33,7 +36,8 @@ from .report import UsageReport, build_report, fetch_report, fetch_report_async
 from .store.dataset import StoreInfo
 from .usage_store import SyncResult, UsageStore
 
-__version__ = "0.1.0"
+# A library logs, the application decides where it goes: no "No handlers" warnings.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "APIError",

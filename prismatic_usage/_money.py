@@ -33,20 +33,29 @@ def checked_price(name: str, value: object) -> Decimal | None:
     """One validated price, or None."""
     if value is None:
         return None
+    shown = f"{value!r:.40}"  # a 5,000-digit price is not echoed whole
     if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
         raise ConfigurationError(
-            f"price {name}={value!r}: give a Decimal, an int or a decimal string such as "
+            f"price {name}={shown}: give a Decimal, an int or a decimal string such as "
             "'0.25' (floats are not exact)"
         )
     try:
         price = Decimal(value)
     except InvalidOperation:
-        raise ConfigurationError(f"price {name}={value!r} is not a decimal number") from None
+        raise ConfigurationError(f"price {name}={shown} is not a decimal number") from None
     if not price.is_finite() or price < 0:
-        raise ConfigurationError(f"price {name}={value!r} must be a finite number >= 0")
+        raise ConfigurationError(f"price {name}={shown} must be a finite number >= 0")
     if len(price.as_tuple().digits) > _MAX_PRICE_DIGITS:
         raise ConfigurationError(
-            f"price {name}={value!r} has more than {_MAX_PRICE_DIGITS} significant digits"
+            f"price {name}={shown} has more than {_MAX_PRICE_DIGITS} significant digits"
+        )
+    exponent = price.as_tuple().exponent
+    if not price.is_zero() and (
+        price >= _MAX_AMOUNT or (isinstance(exponent, int) and exponent < -_MAX_PRICE_DIGITS)
+    ):
+        raise ConfigurationError(
+            f"price {name}={shown} is out of range: below {_MAX_AMOUNT:,.0f} "
+            f"with at most {_MAX_PRICE_DIGITS} decimal places"
         )
     return price.copy_abs() if price.is_zero() else price  # no "-0.00" amounts
 

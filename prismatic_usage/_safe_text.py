@@ -11,15 +11,26 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-__all__ = ["MAX_SHOWN_CHARS", "one_line", "redact", "safe_origin"]
+__all__ = [
+    "MAX_SHOWN_CHARS",
+    "forget_secrets",
+    "one_line",
+    "redact",
+    "register_secret",
+    "safe_origin",
+    "scrub",
+]
 
 #: Server text longer than this is cut (with an ellipsis) before it is shown.
 MAX_SHOWN_CHARS = 300
 #: Secrets shorter than this are not searched for: they would mask ordinary words.
 _MIN_SECRET_CHARS = 6
-# C0 and C1 control characters, DEL, and the bidirectional overrides that can
-# reorder what a terminal shows (U+202A-202E, U+2066-2069).
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# C0 and C1 control characters, DEL, the line and paragraph separators (U+2028,
+# U+2029: str.splitlines breaks there), and the bidirectional marks and overrides
+# that can reorder what a terminal shows (U+061C, U+200E-200F, U+202A-202E, U+2066-2069).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# Every token and refresh token this process has held (see register_secret).
+_SECRETS: set[str] = set()
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -49,19 +60,58 @@ def one_line(text: str, *, limit: int = MAX_SHOWN_CHARS) -> str:
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with every occurrence of each secret replaced by ``***``.
+def register_secret(secret: str | None) -> None:
+    """Remember ``secret`` so that :func:`redact` and :func:`scrub` cut it out of any text.
+
+    Parameters
+    ----------
+    secret
+        A token or refresh token; ``None`` and very short values are ignored.
+
+    Every :class:`~prismatic_usage.config.Connection` registers its tokens, and the
+    session registers each refreshed one, so an error message, a log line or a
+    traceback never shows a token, whichever route the text took.
+    """
+    if secret and len(secret) >= _MIN_SECRET_CHARS:
+        _SECRETS.add(secret)
+
+
+def forget_secrets() -> None:
+    """Forget every registered secret (for tests; nothing else needs it)."""
+    _SECRETS.clear()
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` with every registered secret, and each of ``secrets``, replaced by ``***``.
 
     Parameters
     ----------
     text
         The text to show or raise.
     secrets
-        Tokens, refresh tokens and the like; ``None`` and very short values are skipped.
+        More secrets to cut out besides the registered ones; ``None`` and very
+        short values are skipped.
     """
-    for secret in sorted({s for s in secrets if s and len(s) >= _MIN_SECRET_CHARS}, key=len)[::-1]:
+    wanted = _SECRETS | {s for s in secrets if s and len(s) >= _MIN_SECRET_CHARS}
+    for secret in sorted(wanted, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
+
+
+def scrub(text: str, *, line_limit: int = 2000) -> str:
+    """Multi-line text (a traceback, a log record) with secrets redacted and each line
+    made safe: line breaks are kept, every other control character is escaped.
+
+    Parameters
+    ----------
+    text
+        The text to write to a terminal or a log file.
+    line_limit
+        The most characters kept of each line (a traceback may quote a whole
+        answer body in one line).
+    """
+    lines = redact(text).split("\n")
+    return "\n".join(one_line(line, limit=line_limit) for line in lines)
 
 
 def safe_origin(url: str) -> str:

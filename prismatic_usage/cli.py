@@ -21,10 +21,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from . import config
-from ._safe_text import one_line, redact
+from ._safe_text import one_line, redact, register_secret, scrub
 from .audit import audit
 from .billing import Prices, billing_summary
-from .cli_args import UsageError, build_parser, resolve_range
+from .cli_args import OneLineParser, UsageError, build_parser, resolve_range
 from .columns import CUSTOMER_INSTANCE, INSTANCE_COMPUTE
 from .config import Connection, FetchOptions
 from .errors import (
@@ -293,9 +293,7 @@ def _write(args: argparse.Namespace, report: UsageReport, prices: Prices | None)
 
 def _store_command(arguments: list[str]) -> int:
     """``store info DIR``: print what a usage store holds."""
-    parser = argparse.ArgumentParser(
-        prog="prismatic-usage store", description="Inspect a usage store."
-    )
+    parser = OneLineParser(prog="prismatic-usage store", description="Inspect a usage store.")
     commands = parser.add_subparsers(dest="command", required=True)
     info = commands.add_parser("info", help="date ranges, rows, open days, size, last runs")
     info.add_argument("directory", type=Path, metavar="DIR")
@@ -315,14 +313,24 @@ def _store_command(arguments: list[str]) -> int:
 
 def _shown(exc: BaseException) -> str:
     """An error's message as one safe line: no control characters, no token, capped."""
-    return one_line(redact(str(exc), config.secrets_in_environment()), limit=_MAX_ERROR_CHARS)
+    return one_line(redact(str(exc)), limit=_MAX_ERROR_CHARS)
+
+
+class _SafeFormatter(logging.Formatter):
+    """Log lines and tracebacks (``--verbose``) with tokens cut out and control
+    characters escaped: exceptions chained from gql quote whole answer bodies."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
 
 
 def _configure_logging(verbose: bool) -> None:
+    for secret in config.secrets_in_environment():
+        register_secret(secret)  # redacted from every message and log line from now on
     root = logging.getLogger("prismatic_usage")
     if not any(getattr(h, "_prismatic_usage_cli", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(_SafeFormatter("%(levelname)s %(name)s: %(message)s"))
         handler._prismatic_usage_cli = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)

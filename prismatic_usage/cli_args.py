@@ -11,13 +11,23 @@ import datetime as dt
 import math
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import NoReturn
 
 from . import config
+from ._money import checked_price
+from ._safe_text import one_line
 from .billing import PERIODS
 from .errors import ConfigurationError
 from .usage_store import DEFAULT_FINAL_AFTER_HOURS, MAX_FINAL_AFTER_HOURS
 
-__all__ = ["DEFAULT_MAX_DAYS", "EXAMPLES", "UsageError", "build_parser", "resolve_range"]
+__all__ = [
+    "DEFAULT_MAX_DAYS",
+    "EXAMPLES",
+    "OneLineParser",
+    "UsageError",
+    "build_parser",
+    "resolve_range",
+]
 
 DEFAULT_MAX_DAYS = 400
 
@@ -149,17 +159,30 @@ def resolve_range(args: argparse.Namespace, today: dt.date) -> tuple[dt.date, dt
 
 def _price(text: str) -> Decimal:
     try:
-        value = Decimal(text)
+        Decimal(text)
     except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a decimal amount, e.g. 12.50") from None
-    if not value.is_finite() or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a non-negative amount")
-    return value
+        raise argparse.ArgumentTypeError(
+            f"{text!r:.40} is not a decimal amount, e.g. 12.50"
+        ) from None
+    try:
+        checked = checked_price("amount", text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    assert checked is not None
+    return checked
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and a hint, not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``prog: error: message; see prog --help`` and exit 2."""
+        self.exit(2, f"{self.prog}: error: {one_line(message)}; see {self.prog} --help\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The report command's arguments."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="prismatic-usage",
         description=(
             "Fetch Prismatic usage for a date range and write "

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ._safe_text import safe_origin
+from ._safe_text import register_secret
 from .errors import AuthenticationError, ConfigurationError
 
 __all__ = [
@@ -45,7 +45,7 @@ DEFAULT_MAX_RETRY_SECONDS = 300.0
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 2**20
 #: Sane bounds for the tuning knobs: outside them a run would hang or be refused.
 MAX_CONCURRENCY = 64
-MIN_REQUESTS_PER_SECOND, MAX_REQUESTS_PER_SECOND = 0.01, 1000.0
+MIN_REQUESTS_PER_SECOND, MAX_REQUESTS_PER_SECOND = 0.01, 100_000.0
 MAX_PACK = 100
 MAX_TIMEOUT = 3600.0
 MAX_ATTEMPTS = 100
@@ -78,6 +78,10 @@ class Connection:
         """Where a refresh token is exchanged for a new access token."""
         return f"{self.base_url}/auth/refresh"
 
+    def __post_init__(self) -> None:
+        register_secret(self.token)
+        register_secret(self.refresh_token)
+
     def __repr__(self) -> str:
         return (
             f"Connection(base_url={self.base_url!r}, token={_mask(self.token)}, "
@@ -94,8 +98,19 @@ class Connection:
         )
 
 
-# A DNS name or an IPv4 address, or an IPv6 address (urlsplit strips its brackets).
+# A DNS name (after IDNA encoding) or an IPv4 address, or an IPv6 address (urlsplit
+# strips its brackets).
 _HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[A-Za-z0-9._-]+)?")
+_CONTROL = re.compile(r"[\x00-\x20\x7f-\x9f]")
+
+
+def _valid_host(host: str) -> bool:
+    """Whether ``host`` is a name, an IP address, or an internationalised name."""
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    return bool(_HOST.fullmatch(ascii_host)) and not ascii_host.endswith(".")
 
 
 def normalize_base_url(url: str) -> str:
@@ -107,6 +122,11 @@ def normalize_base_url(url: str) -> str:
     text = url.strip()
     if not text:
         raise ConfigurationError("the Prismatic URL is empty; pass e.g. https://app.prismatic.io")
+    if _CONTROL.search(text):
+        raise ConfigurationError(
+            "the Prismatic URL holds a space or control character; pass the stack URL, "
+            "e.g. https://app.prismatic.io"
+        )
     if "://" not in text:
         text = f"https://{text}"
     # Never echo the URL itself: its user, password or query may hold a secret.
@@ -132,9 +152,9 @@ def normalize_base_url(url: str) -> str:
             "the Prismatic URL has a query or fragment (not shown: it may hold a secret); "
             "pass just the stack URL, e.g. https://app.prismatic.io"
         )
-    if port == 0 or not _HOST.fullmatch(parts.hostname):
+    if port == 0 or not _valid_host(parts.hostname):
         raise ConfigurationError(
-            f"the Prismatic URL's host or port is not valid ({safe_origin(text)}); "
+            "the Prismatic URL's host or port is not valid; "
             "pass the stack URL, e.g. https://app.prismatic.io"
         )
     path = parts.path.rstrip("/")
@@ -244,6 +264,17 @@ class FetchOptions:
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def __post_init__(self) -> None:
+        for name in ("concurrency", "page_size", "pack", "max_attempts", "max_response_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigurationError(f"{name} must be a whole number, got {value!r:.40}")
+        for name in ("timeout", "max_retry_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigurationError(f"{name} must be a number, got {value!r:.40}")
+        rate = self.requests_per_second
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float)):
+            raise ConfigurationError(f"requests_per_second must be a number, got {rate!r:.40}")
         _check_range("concurrency", self.concurrency, 1, MAX_CONCURRENCY)
         if self.requests_per_second is not None:
             _check_range(

@@ -14,13 +14,20 @@
     └── StoreError                      the usage store cannot be used as it is
         └── StoreLockedError            another run holds the store: wait and run again
 
-Messages never contain the API token.
+Messages never contain the API token: every message passes through
+:func:`prismatic_usage._safe_text.redact` (each token a connection or a refresh
+ever held is cut out) and is one line of at most 2,000 characters, whatever
+server text it quotes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from ._safe_text import one_line, redact
+
+_MAX_MESSAGE_CHARS = 2000
 
 __all__ = [
     "APIError",
@@ -39,6 +46,11 @@ __all__ = [
 
 class PrismaticUsageError(Exception):
     """Base class of every error this library raises on purpose."""
+
+    def __init__(self, *args: object) -> None:
+        if args and isinstance(args[0], str):
+            args = (one_line(redact(args[0]), limit=_MAX_MESSAGE_CHARS), *args[1:])
+        super().__init__(*args)
 
 
 class ConfigurationError(PrismaticUsageError, ValueError):

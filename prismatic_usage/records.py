@@ -90,6 +90,8 @@ _INT64_MAX = 2**63 - 1
 #: GraphQL's ``Int`` is a signed 32-bit integer; these fields are ``Int!`` in the schema.
 GRAPHQL_INT_MAX = 2**31 - 1
 _GRAPHQL_INT_FIELDS = frozenset({"deployed_instance_count", "deployed_unique_integration_count"})
+# Text shown to people, not used as a key: repaired rather than refused when invalid.
+_DISPLAY_TEXT_FIELDS = frozenset({"name", "external_id", "integration_name"})
 _INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
 
 
@@ -192,6 +194,11 @@ def _to_arrow(values: Sequence[Any], f: pa.Field) -> pa.Array:
                 array = pa.array(values, type=f.type)
             except UnicodeEncodeError:
                 array = pa.array(_valid_text(values, f.name), type=f.type)
+    except UnicodeEncodeError:
+        raise MalformedResponseError(
+            f"field {f.name!r}: a value holds an invalid character (a lone surrogate); "
+            "report this to Prismatic"
+        ) from None
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
         raise MalformedResponseError(f"field {f.name!r}: {exc}") from exc
     if not f.nullable and array.null_count:
@@ -222,13 +229,11 @@ def _valid_text(values: Sequence[str | None], name: str) -> list[str | None]:
 
     A JSON string may carry ``\\ud800`` alone, which no UTF-8 file can hold. A
     name or external ID is display text, so it is repaired with a warning; an ID
-    is a key, and a repaired key could merge two records, so it is refused.
+    is a key, and a repaired key could merge two records, so it is refused (the
+    caller turns the ``UnicodeEncodeError`` into a ``MalformedResponseError``).
     """
-    if name == "id" or (name.endswith("_id") and name != "external_id"):
-        raise MalformedResponseError(
-            f"field {name!r}: an ID holds an invalid character (a lone surrogate); "
-            "report this to Prismatic"
-        )
+    if name not in _DISPLAY_TEXT_FIELDS:
+        raise UnicodeEncodeError("utf-8", "", 0, 1, "surrogates not allowed")
     repaired = [
         None if v is None else v.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
         for v in values

@@ -13,6 +13,7 @@ import asyncio
 import email.utils
 import logging
 import random
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,14 @@ from gql.transport.exceptions import (
     TransportServerError,
 )
 
-from ._safe_text import redact, safe_origin
+from ._responses import (
+    BodyTooLarge,
+    Redirected,
+    capped_response,
+    json_object,
+    raise_for_bad_status,
+)
+from ._safe_text import redact, register_secret, safe_origin
 from .config import Connection, FetchOptions
 from .errors import (
     APIError,
@@ -63,6 +71,10 @@ _BACKOFF_CAP = 30.0
 _UNREACHABLE_ATTEMPTS = 3
 _MAX_REFRESHES = 20
 _CONNECT_TIMEOUT = 10.0
+# A refresh answer is a few hundred bytes; an access token is printable ASCII that
+# fits an HTTP header (no spaces, no control characters), and not megabytes of it.
+_MAX_REFRESH_BYTES = 64 * 2**10
+_TOKEN = re.compile(r"[\x21-\x7e]{1,16384}")
 _REFUSED_TOKEN_HINT = (
     "get a fresh one with `prism me:token` (or from <stack URL>/get_auth_token/) "
     "and set PRISMATIC_API_KEY"
@@ -103,65 +115,6 @@ class SessionCounters:
     statuses: dict[int, int] = field(default_factory=dict)
 
 
-class _Redirected(Exception):
-    """The server answered with a redirect, which is never followed."""
-
-    def __init__(self, status: int, location: str) -> None:
-        super().__init__(f"HTTP {status} redirect to {safe_origin(location)}")
-        self.status = status
-        self.location = location
-
-
-class _BodyTooLarge(Exception):
-    """A response body is larger than ``FetchOptions.max_response_bytes``."""
-
-
-async def _raise_for_bad_status(response: aiohttp.ClientResponse) -> None:
-    # gql maps a JSON body to a status-less TransportQueryError whatever the HTTP
-    # status; raising here keeps the status (and Retry-After) authoritative.
-    # A 400 may still carry GraphQL errors, so it is left to gql.
-    if 300 <= response.status < 400:
-        raise _Redirected(response.status, response.headers.get("Location", ""))
-    if response.status >= 400 and response.status != 400:
-        response.raise_for_status()
-
-
-def _capped_response(max_bytes: int) -> type[aiohttp.ClientResponse]:
-    """An aiohttp response class that refuses to hold a body over ``max_bytes``.
-
-    aiohttp has no client-side body limit, and gql reads the whole body before it
-    parses it, so without this a server could make the process grow without end.
-    The cap counts decompressed bytes, so a small gzip bomb is refused too.
-    """
-
-    class CappedResponse(aiohttp.ClientResponse):
-        # gql reads a body again (as text) after failing to parse it: say "too
-        # large" every time, never parse a truncated remainder.
-        too_large: _BodyTooLarge | None = None
-
-        async def read(self) -> bytes:
-            if self.too_large is not None:
-                raise self.too_large
-            if self._body is None:
-                declared = self.content_length or 0
-                size = 0
-                chunks: list[bytes] = []
-                if declared <= max_bytes:
-                    async for chunk in self.content.iter_any():
-                        size += len(chunk)
-                        if size > max_bytes:
-                            break
-                        chunks.append(chunk)
-                if max(size, declared) > max_bytes:
-                    self.close()
-                    self.too_large = _BodyTooLarge(f"over {max_bytes} bytes")
-                    raise self.too_large
-                self._body = b"".join(chunks)
-            return await super().read()
-
-    return CappedResponse
-
-
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
     if not value:
@@ -187,8 +140,6 @@ class ApiSession:
         self._options = options
         self._gate = gate
         self._token_version = 0
-        # Every token this session has held: server text is redacted of all of them.
-        self._secrets = {connection.token, connection.refresh_token}
         self._token_works = False
         self._refresh_lock = asyncio.Lock()
         self.counters = SessionCounters()
@@ -196,13 +147,14 @@ class ApiSession:
             url=connection.api_url,
             headers={"Prismatic-Client": "prismatic-usage"},
             client_session_args={
-                "raise_for_status": _raise_for_bad_status,
-                "response_class": _capped_response(options.max_response_bytes),
+                "raise_for_status": raise_for_bad_status,
+                "response_class": capped_response(options.max_response_bytes),
                 "timeout": aiohttp.ClientTimeout(
                     total=options.timeout, sock_connect=min(_CONNECT_TIMEOUT, options.timeout)
                 ),
             },
             ssl=True,
+            json_deserialize=json_object,
         )
         # No schema on the runtime client: documents are validated once when
         # built (queries.py), not on every request (~3 ms each).
@@ -287,7 +239,17 @@ class ApiSession:
             )
         except TransportQueryError as exc:
             self._count_status(200)
-            return Answer(data=exc.data, errors=list(exc.errors or []))
+            errors = exc.errors or []
+            if not isinstance(errors, list) or not all(isinstance(e, Mapping) for e in errors):
+                raise MalformedResponseError(
+                    f"{what}: the answer's 'errors' is not a list of error objects"
+                ) from None
+            data = exc.data
+            if data is not None and not isinstance(data, Mapping):
+                raise MalformedResponseError(
+                    f"{what}: the answer's 'data' is not an object"
+                ) from None
+            return Answer(data=data, errors=errors)
         except TransportConnectionFailed as exc:
             return self._classify_connection_failure(exc, what=what, splittable=splittable)
         except TransportServerError as exc:
@@ -327,10 +289,7 @@ class ApiSession:
         if not answer.errors:
             return answer
         errors = [
-            {**error, "message": redact(str(error.get("message", "")), self._secrets)}
-            if isinstance(error, Mapping)
-            else {"message": redact(str(error), self._secrets)}
-            for error in answer.errors
+            {**error, "message": redact(str(error.get("message", "")))} for error in answer.errors
         ]
         return Answer(data=answer.data, errors=errors)
 
@@ -338,12 +297,12 @@ class ApiSession:
         self, exc: TransportConnectionFailed, *, what: str, splittable: bool
     ) -> _Failure:
         cause = exc.__cause__
-        if isinstance(cause, _Redirected):
+        if isinstance(cause, Redirected):
             raise APIError(
                 f"{what}: the API answered with {cause} (not followed); "
                 "pass the stack's own URL with --url"
             ) from None
-        if isinstance(cause, _BodyTooLarge):
+        if isinstance(cause, BodyTooLarge):
             if splittable:
                 raise RequestTooLarge(f"{what}: the answer is too large ({cause})") from None
             raise MalformedResponseError(
@@ -365,7 +324,8 @@ class ApiSession:
             raise APIError(f"{what}: the API answered HTTP {status}") from exc
         if isinstance(cause, aiohttp.ConnectionTimeoutError):
             return _Failure(
-                f"cannot connect to {self._connection.base_url} (no answer)", unreachable=True
+                f"cannot connect to {safe_origin(self._connection.base_url)} (no answer)",
+                unreachable=True,
             )
         if isinstance(cause, TimeoutError | asyncio.TimeoutError):
             if splittable:
@@ -373,7 +333,7 @@ class ApiSession:
             return _Failure(f"timed out after {self._options.timeout:.0f} s")
         if isinstance(cause, aiohttp.ClientConnectorError):
             return _Failure(
-                f"cannot connect to {self._connection.base_url} ({cause.strerror})",
+                f"cannot connect to {safe_origin(self._connection.base_url)} ({cause.strerror})",
                 unreachable=True,
             )
         return _Failure(f"connection failed ({type(cause).__name__ if cause else 'unknown'})")
@@ -404,7 +364,9 @@ class ApiSession:
             timeout = aiohttp.ClientTimeout(total=self._options.timeout)
             try:
                 async with (
-                    aiohttp.ClientSession(timeout=timeout) as http,
+                    aiohttp.ClientSession(
+                        timeout=timeout, response_class=capped_response(_MAX_REFRESH_BYTES)
+                    ) as http,
                     # Never redirected: the body carries the refresh token.
                     http.post(
                         self._connection.refresh_url, json=body, allow_redirects=False
@@ -414,15 +376,15 @@ class ApiSession:
                         log.warning("token refresh refused (HTTP %s)", response.status)
                         return False
                     payload = await response.json(content_type=None)
-            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            except (aiohttp.ClientError, TimeoutError, ValueError, BodyTooLarge) as exc:
                 log.warning("token refresh failed: %s", type(exc).__name__)
                 return False
             token = payload.get("access_token") if isinstance(payload, dict) else None
-            if not isinstance(token, str) or not token:
-                log.warning("token refresh answer has no access_token")
+            if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+                log.warning("token refresh answer has no usable access_token")
                 return False
+            register_secret(token)
             self._connection = self._connection.with_token(token)
-            self._secrets.add(token)
             self._token_version += 1
             log.info("access token refreshed")
             return True

@@ -58,21 +58,24 @@ class HostileServer:
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
-                body = [reply.body] if isinstance(reply.body, bytes) else reply.body
-                if isinstance(reply.body, bytes):
+                declared = "Content-Length" in reply.headers  # may lie: sent as given
+                if isinstance(reply.body, bytes) and not declared:
                     self.send_header("Content-Length", str(len(reply.body)))
-                else:
+                elif not declared:
                     self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
+                chunks = [reply.body] if isinstance(reply.body, bytes) else reply.body
                 try:
-                    if isinstance(reply.body, bytes):
-                        self.wfile.write(reply.body)
-                        return
-                    for chunk in body:
-                        self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-                    self.wfile.write(b"0\r\n\r\n")
+                    for chunk in chunks:
+                        if declared or isinstance(reply.body, bytes):
+                            self.wfile.write(chunk)
+                        else:
+                            self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                    if not declared and not isinstance(reply.body, bytes):
+                        self.wfile.write(b"0\r\n\r\n")
                 except (BrokenPipeError, ConnectionResetError):
-                    self.close_connection = True
+                    pass
+                self.close_connection = declared or self.close_connection
 
             do_GET = do_POST
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -178,11 +178,13 @@ def test_an_endless_answer_is_cut_at_the_cap_and_reported() -> None:
 
 
 def test_a_declared_length_over_the_cap_is_refused_before_reading() -> None:
+    # The body is tiny but claims 2 MiB: only the Content-Length check can refuse it
+    # (reading it would end in a short-body connection error instead).
     options = FetchOptions(requests_per_second=None, max_attempts=1, max_response_bytes=2**20)
-    body = json.dumps({"data": {"x": "a" * (2**20 + 10)}}).encode()
+    claimed = {"Content-Type": "application/json", "Content-Length": str(2 * 2**20)}
 
     with (
-        HostileServer(lambda request: Reply(200, {}, body)) as stack,
+        HostileServer(lambda request: Reply(200, claimed, iter([b'{"data": {}}']))) as stack,
         pytest.raises(MalformedResponseError, match="byte cap"),
     ):
         fetch_usage(START, END, url=stack.url, token=TOKEN, options=options)
@@ -273,7 +275,10 @@ def test_a_lone_surrogate_in_an_id_is_refused(
     data = generate_org(seed=5, customers=3, start=START, days=2)
     sb = make_sandbox(data=data)
     broken = relayed(sb.url, lambda p: replace_values(p, "id", lambda n: n + "\udfff"))
-    with HostileServer(broken) as relay, pytest.raises(MalformedResponseError, match="an ID"):
+    with (
+        HostileServer(broken) as relay,
+        pytest.raises(MalformedResponseError, match="invalid character"),
+    ):
         fetch_usage(START, END, url=relay.url, token=sb.token, options=QUICK)
 
 
@@ -325,3 +330,136 @@ def test_frame_sums_of_hand_built_records_are_overflow_checked() -> None:
     )
     with pytest.raises(OverflowError, match="overflows int64"):
         customer_instance_frame(records)
+
+
+# -- secrets by other routes ----------------------------------------------------------
+
+
+def test_an_endless_refresh_answer_is_cut_and_the_refresh_fails(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def respond(request: Received) -> Reply:
+        if request.path == "/auth/refresh":
+            return Reply(200, {"Content-Type": "application/json"}, _endless(b"A" * 65536))
+        return Reply.json({"errors": [{"message": "expired"}]}, status=401)
+
+    options = FetchOptions(requests_per_second=None, max_attempts=2, timeout=20)
+    connection = Connection(base_url="", token=TOKEN, refresh_token=REFRESH_TOKEN)
+    with HostileServer(respond) as stack, pytest.raises(AuthenticationError):
+        fetch_usage(
+            START,
+            END,
+            connection=dataclasses.replace(connection, base_url=stack.url),
+            options=options,
+        )
+    assert "token refresh failed: BodyTooLarge" in caplog.text
+
+
+def test_a_refreshed_token_is_redacted_from_every_error() -> None:
+    fresh = "fresh-token-abcdef123456"
+    answers = iter(["401", "refresh"])
+
+    def respond(request: Received) -> Reply:
+        step = next(answers, "leak")
+        if step == "401":
+            return Reply.json({"errors": [{"message": "expired"}]}, status=401)
+        if step == "refresh":
+            return Reply.json({"access_token": fresh})
+        return Reply.json({"data": {"x": {"totalCount": f"\x1b[31m{fresh}\nINJECTED"}}})
+
+    with HostileServer(respond) as stack, pytest.raises(APIError) as caught:
+        fetch_usage(
+            START,
+            END,
+            connection=Connection(base_url=stack.url, token=TOKEN, refresh_token=REFRESH_TOKEN),
+            options=QUICK,
+        )
+    message = str(caught.value)
+    assert fresh not in message and "\x1b" not in message and "\n" not in message
+
+
+def test_a_token_echoed_in_a_value_never_reaches_an_exception_message() -> None:
+    echoed = {"data": {"x": {"totalCount": f"\x1b[31mBearer {TOKEN}\nINJECTED LINE"}}}
+    with (
+        HostileServer(lambda request: Reply.json(echoed)) as stack,
+        pytest.raises(APIError) as caught,
+    ):
+        fetch_usage(START, END, url=stack.url, token=TOKEN, options=QUICK)
+    message = str(caught.value)
+    assert TOKEN not in message and "\x1b" not in message and "\n" not in message
+
+
+def test_verbose_tracebacks_carry_no_token_and_no_raw_escape_codes(tmp_path: Path) -> None:
+    page = f"<html>\x1b[31mRED Authorization: Bearer {TOKEN}\nline2</html>".encode()
+    with HostileServer(lambda request: Reply(200, {"Content-Type": "text/html"}, page)) as stack:
+        code, output = _cli(tmp_path, "--url", stack.url, "--verbose")
+    assert code == 4, output
+    assert "Traceback" in output  # --verbose shows it, made safe
+    assert TOKEN not in output and REFRESH_TOKEN not in output and "\x1b" not in output
+
+
+def test_a_lone_surrogate_in_a_timestamp_is_refused_in_one_line(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    data = generate_org(seed=5, customers=3, start=START, days=2)
+    sb = make_sandbox(data=data)
+    broken = relayed(sb.url, lambda p: replace_values(p, "snapshotTime", lambda v: v + "\ud800"))
+    with (
+        HostileServer(broken) as relay,
+        pytest.raises(MalformedResponseError, match="invalid character"),
+    ):
+        fetch_usage(START, END, url=relay.url, token=sb.token, options=QUICK)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"errors": 5}', b'{"errors": "oops"}', b"123", b'"text"', b'{"data": [1, 2]}'],
+)
+def test_answers_of_the_wrong_shape_are_malformed_not_retried(body: bytes) -> None:
+    reply = Reply(200, {"Content-Type": "application/json"}, body)
+    with HostileServer(lambda request: reply) as stack:
+        with pytest.raises(MalformedResponseError):
+            fetch_usage(START, END, url=stack.url, token=TOKEN, options=QUICK)
+        bodies = [request.body for request in stack.received]
+        assert len(set(bodies)) == len(bodies)  # nothing transient about it: no retry
+
+
+def test_internationalised_hosts_are_accepted() -> None:
+    from prismatic_usage.config import normalize_base_url
+
+    assert normalize_base_url("bücher.example") == "https://bücher.example"
+    assert normalize_base_url("https://[::1]:8443/api") == "https://[::1]:8443"
+    assert normalize_base_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080"
+    for bad in ("https://x.com;secret", "http://a..b", "http://x.com/\x1b[31m"):
+        with pytest.raises(ConfigurationError) as caught:
+            normalize_base_url(bad)
+        assert "secret" not in str(caught.value) and "\x1b" not in str(caught.value)
+
+
+def test_one_line_escapes_unicode_line_separators() -> None:
+    from prismatic_usage._safe_text import one_line
+
+    assert len(one_line("a\u2028b\u2029c\u200fd").splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"concurrency": 2.5},
+        {"page_size": 50.5},
+        {"requests_per_second": "5"},
+        {"timeout": None},
+        {"pack": True},
+    ],
+)
+def test_options_of_the_wrong_type_are_configuration_errors(options: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError):
+        FetchOptions(**options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("price", ["1e999999", "1e-99999", "1" + "0" * 5000])
+def test_absurd_prices_are_usage_errors_in_one_short_line(tmp_path: Path, price: str) -> None:
+    code, output = _cli(tmp_path, "--demo", "--price-instance-month", price)
+    assert code == 2, output
+    assert output.count("\n") == 1 and len(output) < 400
+    assert not (tmp_path / "out").exists()

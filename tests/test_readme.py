@@ -57,4 +57,7 @@ def test_quick_start_commands_match_ci() -> None:
     assert any("pip install -e '.[test]' && python -m pytest -q" in c for c in commands)
     assert any("python -m prismatic_usage --demo" in c for c in commands)
     ci = (Path(__file__).parent.parent / ".ci" / "run").read_text(encoding="utf-8")
-    assert "pip install --quiet -e '.[test]'" in ci and "python -m pytest -q" in ci
+    # CI installs the dev extra: the README's test extra plus the linters.
+    assert "pip install --quiet -e '.[dev]'" in ci and "python -m pytest -q" in ci
+    pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'dev = ["prismatic-usage[test]"' in pyproject

@@ -15,6 +15,7 @@ import sys
 import threading
 from types import FrameType
 
+from ..cli_args import OneLineParser
 from .faults import FaultPlan
 from .generator import generate_org
 from .server import Sandbox
@@ -33,7 +34,7 @@ def _date(text: str) -> dt.date:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="prismatic-usage sandbox",
         description="Serve a local Prismatic GraphQL API with generated usage data.",
     )

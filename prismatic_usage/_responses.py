@@ -1,0 +1,98 @@
+"""aiohttp at the edge: what an answer may be before gql parses it.
+
+A status callback that never lets a redirect be followed, a response class that
+never holds a body over a cap, and a JSON reader that accepts only an object.
+gql wraps whatever these raise in ``TransportConnectionFailed`` (or, for the
+reader, ``TransportProtocolError``); :mod:`prismatic_usage.session` maps them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+
+from ._safe_text import safe_origin
+
+__all__ = [
+    "BodyTooLarge",
+    "Redirected",
+    "capped_response",
+    "json_object",
+    "raise_for_bad_status",
+]
+
+
+class Redirected(Exception):
+    """The server answered with a redirect, which is never followed."""
+
+    def __init__(self, status: int, location: str) -> None:
+        super().__init__(f"HTTP {status} redirect to {safe_origin(location)}")
+        self.status = status
+        self.location = location
+
+
+class BodyTooLarge(Exception):
+    """A response body is larger than ``FetchOptions.max_response_bytes``."""
+
+
+async def raise_for_bad_status(response: aiohttp.ClientResponse) -> None:
+    # gql maps a JSON body to a status-less TransportQueryError whatever the HTTP
+    # status; raising here keeps the status (and Retry-After) authoritative.
+    # A 400 may still carry GraphQL errors, so it is left to gql.
+    if 300 <= response.status < 400:
+        raise Redirected(response.status, response.headers.get("Location", ""))
+    if response.status >= 400 and response.status != 400:
+        response.raise_for_status()
+
+
+def capped_response(max_bytes: int) -> type[aiohttp.ClientResponse]:
+    """An aiohttp response class that refuses to hold a body over ``max_bytes``.
+
+    aiohttp has no client-side body limit, and gql reads the whole body before it
+    parses it, so without this a server could make the process grow without end.
+    The cap counts decompressed bytes, so a small gzip bomb is refused too.
+    """
+
+    class CappedResponse(aiohttp.ClientResponse):
+        # gql reads a body again (as text) after failing to parse it: say "too
+        # large" every time, never parse a truncated remainder.
+        too_large: BodyTooLarge | None = None
+
+        async def read(self) -> bytes:
+            if self.too_large is not None:
+                raise self.too_large
+            if self._body is None:
+                declared = self.content_length or 0
+                size = 0
+                chunks: list[bytes] = []
+                if declared <= max_bytes:
+                    async for chunk in self.content.iter_any():
+                        size += len(chunk)
+                        if size > max_bytes:
+                            break
+                        chunks.append(chunk)
+                if max(size, declared) > max_bytes:
+                    self.close()
+                    self.too_large = BodyTooLarge(f"over {max_bytes} bytes")
+                    raise self.too_large
+                self._body = b"".join(chunks)
+            return await super().read()
+
+    return CappedResponse
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """Parse an answer body; only a JSON object can be a GraphQL answer.
+
+    Parameters
+    ----------
+    text
+        The body as text. A list, number or string raises ``ValueError``, which
+        gql reports as a protocol error instead of failing later with a TypeError.
+    """
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"the answer is a JSON {type(value).__name__}, not an object")
+    return value
