@@ -5,10 +5,14 @@ The work is a queue of *page units* (stream, customer/instance, window, offset;
 allows, claim a request's worth of units, wait for their turn at the shared
 :class:`~prismatic_usage.pacing.RequestGate`, then send them as one packed
 operation (see :mod:`prismatic_usage.queries`). The first page of every stream
-tells its ``totalCount``; its remaining pages are planned by ``offset`` straight
-away, so nothing waits on a cursor chain. Packing adapts
-(:mod:`prismatic_usage.packing`); an error inside one alias belongs to that
-unit alone. Every finished stream goes to the sink, checked complete.
+tells its ``totalCount``; its remaining pages are planned by ``offset``, a
+bounded window ahead (:mod:`prismatic_usage.paging`), so nothing waits on a
+cursor chain. Packing adapts (:mod:`prismatic_usage.packing`); an error inside
+one alias belongs to that unit alone. Every finished stream goes to the sink,
+checked complete; only whole finished streams do, so a stream read again from
+the start (its pages contradicted each other: the org changed mid-read) has
+handed nothing on. An org-wide stream that keeps contradicting itself falls
+back to one stream per customer / instance for its window.
 
 What to fetch comes from a :class:`~prismatic_usage.plan.FetchPlan`: hourly
 snapshots and daily metrics are first asked for org-wide (the first window is
@@ -26,12 +30,22 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import pyarrow.compute as pc
+
 from . import queries
 from .config import FetchOptions
 from .errors import MalformedResponseError, PaginationError, QueryError
 from .pacing import RequestGate
 from .packing import Packing
-from .pages import KIND_OF_STREAM, checked_page, messages, node_columns, without_duplicates
+from .pages import (
+    KIND_OF_STREAM,
+    PageContradiction,
+    checked_page,
+    messages,
+    node_columns,
+    refused_integrations,
+)
+from .paging import MAX_RESTARTS, Paging
 from .plan import FetchPlan, Window
 from .queries import Stream
 from .records import TableBuilder
@@ -59,10 +73,6 @@ _ENTITY_STREAMS = {"snapshots": queries.SNAPSHOTS, "metrics": queries.METRICS}
 _LIST_OF_KIND = {"snapshots": queries.CUSTOMERS.name, "metrics": queries.INSTANCES.name}
 _ORG_TOTALS = (queries.ORG_DAILY, queries.ORG_HOURLY)
 _ORG_TOTAL_NAMES = frozenset(stream.name for stream in _ORG_TOTALS)
-# The most rows a per-entity stream holds a day: one daily-metrics row per
-# instance; hourly snapshots (25 on a DST day, one more if one lands on each
-# midnight). Only an estimate for packing: a longer page is simply paged on.
-_ROWS_PER_DAY = {queries.METRICS.name: 1, queries.SNAPSHOTS.name: 26}
 
 _MAX_REQUEUES = 3
 
@@ -98,7 +108,9 @@ class Planner:
         #: The API's message if it refused the org totals (reconciliation only).
         self.org_totals_refused: str | None = None
         self._requeues: dict[PageUnit, int] = {}
-        self._states: dict[StreamKey, StreamState] = {}
+        # Every page of the org totals travels alone: a refusal would null a packed answer.
+        self._paging = Paging(self._queue, options, alone=frozenset(_ORG_TOTALS))
+        self._states: dict[StreamKey, StreamState] = self._paging.states
         self._busy = 0
         self._wake = asyncio.Condition()
         # Whether each usage kind runs org-wide; a refused probe turns it off.
@@ -110,6 +122,8 @@ class Planner:
         }
         self._org_rest: dict[str, tuple[Window, ...]] = {}
         self._waiting_for_list: dict[str, frozenset[dt.date]] = {}
+        # Org-wide windows that kept contradicting themselves, to fetch per entity.
+        self._fallbacks: dict[str, list[Window]] = {kind: [] for kind in _ORG_STREAMS}
         self._list_entity_ids: dict[str, list[str]] = {
             queries.CUSTOMERS.name: [],
             queries.INSTANCES.name: [],
@@ -139,27 +153,20 @@ class Planner:
     def _plan_first_page(
         self, stream: Stream, entity: str | None, window: Window | None, *, probe: bool = False
     ) -> None:
-        state = self._states.setdefault((stream.name, entity, window), StreamState())
-        first = self._options.page_size
-        bound = _ROWS_PER_DAY.get(stream.name)
-        if bound is not None and window is not None:
-            # A per-entity window's size is bounded: ask for what it can hold.
-            first = min(first, bound * len(window.days()))
-        state.outstanding += 1
-        state.planned_until = first
+        if (stream.name, entity, window) in self._states:
+            return  # already planned (a fallback may name a stream planned otherwise)
         self._entities_total += 1
-        self._queue.enqueue(PageUnit(stream, entity, 0, first, window, probe))
+        self._paging.first_page(stream, entity, window, probe=probe)
 
-    def _plan_pages_until(self, unit: PageUnit, state: StreamState, total: int) -> None:
-        size = self._options.page_size
-        # Every org-total page travels alone: a refusal would null a packed answer.
-        alone = unit.stream in _ORG_TOTALS
-        for offset in range(state.planned_until, total, size):
-            state.outstanding += 1
-            self._queue.enqueue(
-                PageUnit(unit.stream, unit.entity, offset, size, unit.window, alone)
-            )
-            state.planned_until = offset + size
+    @property
+    def pending_units(self) -> int:
+        """Page units planned and waiting for a request (bounded: pages are planned lazily)."""
+        return self._queue.pending
+
+    @property
+    def restarts(self) -> int:
+        """How many times a stream was read again from the start."""
+        return self._paging.restarts
 
     def _org_probe_answered(self, kind: str, *, accepted: bool) -> None:
         """Plan what follows the org-wide probe of ``kind``: more windows, or the fallback."""
@@ -280,12 +287,27 @@ class Planner:
             # A lone unit owns every error of its request, with or without a path.
             unit_errors.setdefault(queries.alias(0), []).extend(whole_errors)
         data = answer.data or {}
+        for name, errors in list(unit_errors.items()):
+            others, refused = refused_integrations(
+                aliases[name].stream.name, data.get(name), errors
+            )
+            for instance, message in refused:
+                log.warning(
+                    "instance %s: the API refused its integration (%s); "
+                    "it is kept with an empty integration name",
+                    instance,
+                    messages([{"message": message}]),
+                )
+            if others:
+                unit_errors[name] = others
+            else:
+                del unit_errors[name]
         # Errors first: one that ends the run must not leave siblings requeued.
         for name, errors in unit_errors.items():
             self._unit_failed(aliases[name], errors)
         for name, unit in aliases.items():
-            if name in unit_errors:
-                continue
+            if name in unit_errors or not self._paging.is_current(unit):
+                continue  # failed, or a page of an earlier reading of a restarted stream
             if data.get(name) is None:
                 # Nulled because a sibling's non-null field failed: not fetched yet.
                 self._requeue(unit)
@@ -301,6 +323,8 @@ class Planner:
         self._queue.enqueue(unit)
 
     def _unit_failed(self, unit: PageUnit, errors: list[Mapping[str, Any]]) -> None:
+        if not self._paging.is_current(unit):
+            return  # an earlier reading of a restarted stream: nothing of it is used
         message = messages(errors)
         if unit.stream in _ORG_TOTALS:
             # Org totals only check the report: a refusal (no permission) never fails it.
@@ -308,21 +332,17 @@ class Planner:
             self.org_totals_refused = message
             # Pages of the org totals still queued are never sent; their streams (this
             # unit's among them, still outstanding) end here.
-            self._queue.drop_probes(lambda queued: queued.stream in _ORG_TOTALS)
+            self._queue.drop(lambda queued: queued.stream in _ORG_TOTALS)
             for key, state in self._states.items():
-                if key[0] in _ORG_TOTAL_NAMES and state.outstanding:
-                    state.outstanding = 0
-                    state.total = state.total or 0
-                    state.builder = None
+                if key[0] in _ORG_TOTAL_NAMES and not state.done:
+                    state.end_empty()
                     self._entities_done += 1
             return
         if unit.is_probe:
             # The org-wide probe was refused: fall back to one stream per entity.
             kind = KIND_OF_STREAM[unit.stream.name]
             log.info("org-wide %s refused (%s); querying per entity", unit.stream.name, message)
-            state = self._states[unit.key]
-            state.outstanding = 0
-            state.total = 0
+            self._states[unit.key].end_empty()
             self._entities_done += 1
             self._org_probe_answered(kind, accepted=False)
             return
@@ -336,13 +356,18 @@ class Planner:
         if unit.stream in _ORG_TOTALS and self.org_totals_refused is not None:
             return  # another page of the org totals was refused: none of them is used
         where = unit.describe()
-        total, nodes = checked_page(connection, where=where, offset=unit.offset, first=unit.first)
-        state = self._states[unit.key]
-        # Answers may be processed out of order: keep the largest count seen. If
-        # records vanished mid-run, the stream's completeness check reports it.
-        state.total = max(total, state.total or 0)
-        state.outstanding -= 1
-        self._plan_pages_until(unit, state, total)
+        try:
+            total, nodes = checked_page(
+                connection, where=where, offset=unit.offset, first=unit.first
+            )
+        except PageContradiction as exc:
+            self._contradicted(unit, str(exc))
+            return
+        known = self._states[unit.key].total
+        if known is not None and total != known:
+            self._contradicted(unit, f"{where}: totalCount changed from {known} to {total}")
+            return
+        state = self._paging.arrived(unit, total)
         kind = KIND_OF_STREAM[unit.stream.name]
         if state.builder is None:
             state.builder = TableBuilder(SCHEMAS[kind])
@@ -353,31 +378,34 @@ class Planner:
             self._list_entity_ids[unit.stream.name].extend(columns["id"])
         if unit.is_probe and unit.stream in _ORG_STREAMS.values():
             self._org_probe_answered(kind, accepted=True)
-        if state.done:
+        if state.done and self._stream_finished(unit, kind, state):
             self._entities_done += 1
-            self._stream_finished(unit, kind, state)
             if unit.stream in (queries.CUSTOMERS, queries.INSTANCES):
                 self._plan_waiting_streams()
 
-    def _stream_finished(self, unit: PageUnit, kind: str, state: StreamState) -> None:
+    def _stream_finished(self, unit: PageUnit, kind: str, state: StreamState) -> bool:
         """Prove a finished stream complete and hand its records to the sink.
 
         Every page was checked to hold exactly what totalCount promised, so a
         node seen twice means another was pushed out of view (positional pages
-        shifted while the fetch ran): the duplicate is dropped, and the missing
-        record is an error, never a silently short report.
+        shifted, or tied rows were reordered, while the stream was read): the
+        stream is read again from the start instead (False), never handed on
+        short or twice.
         """
-        what = unit.stream.name if unit.entity is None else unit.describe()
         builder = state.builder or TableBuilder(SCHEMAS[kind])
         state.builder = None
-        table, dropped = without_duplicates(builder.finish(), what)
-        self.duplicates_dropped += dropped
+        table = builder.finish()
+        distinct = pc.count_distinct(table.column("id")).as_py() if table.num_rows else 0
+        twice = table.num_rows - distinct
         expected = state.total or 0
-        if table.num_rows < expected:
-            raise PaginationError(
-                f"the API counted {expected} {what} but {table.num_rows} distinct ones arrived "
-                f"({dropped} came twice): pages shifted while the fetch ran; run it again"
+        if twice or distinct < expected:
+            self.duplicates_dropped += twice
+            self._contradicted(
+                unit,
+                f"the API counted {expected} but {distinct} distinct ones arrived "
+                f"({twice} came twice)",
             )
+            return False
         self._sink(
             StreamResult(
                 kind=kind,
@@ -387,6 +415,55 @@ class Planner:
                 table=table,
             )
         )
+        return True
+
+    def _contradicted(self, unit: PageUnit, cause: str) -> None:
+        """A stream's pages contradict each other: read it again, fall back, or fail.
+
+        The org changes while a run reads it, and rows that tie on the only sort
+        field may come back in another order on the next request. The stream is
+        read again from the start (at most MAX_RESTARTS times; nothing of it was
+        handed on yet). An org-wide window then falls back to one stream per
+        customer / instance (no ties there); any other stream fails.
+        """
+        what = _stream_what(unit)
+        kind = KIND_OF_STREAM[unit.stream.name]
+        org_wide = unit.stream in _ORG_STREAMS.values()
+        left = self._paging.restarts_left(unit)
+        if left > 0:
+            log.warning(
+                "%s: pages contradict each other (%s); the org changed while it was read: "
+                "reading it again from the start (restart %d of %d)",
+                what,
+                cause,
+                MAX_RESTARTS - left + 1,
+                MAX_RESTARTS,
+            )
+            if unit.stream.name in self._list_entity_ids:
+                self._list_entity_ids[unit.stream.name] = []
+            probe = unit.stream in _ORG_TOTALS or (org_wide and kind in self._org_rest)
+            self._paging.restart(unit, probe=probe)
+            return
+        if not org_wide:
+            raise PaginationError(
+                f"{what}: the org changed while it was being read ({MAX_RESTARTS} restarts; "
+                f"last: {cause}); run again"
+            )
+        log.warning(
+            "%s: pages still contradict each other after %d restarts (%s); "
+            "querying per %s for its days instead",
+            what,
+            MAX_RESTARTS,
+            cause,
+            _ENTITY_STREAMS[kind].entity_arg,
+        )
+        self._paging.abandon(unit)
+        self._entities_done += 1
+        if kind in self._org_rest:
+            self._org_probe_answered(kind, accepted=False)  # never read: per entity throughout
+        elif unit.window is not None:
+            self._fallbacks[kind].append(unit.window)
+            self._plan_waiting_streams()
 
     def _list_ids(self, kind: str) -> list[str] | None:
         """IDs from a finished customers/instances list; None while it is unfinished."""
@@ -396,6 +473,14 @@ class Planner:
         return list(dict.fromkeys(self._list_entity_ids[_LIST_OF_KIND[kind]]))
 
     def _plan_waiting_streams(self) -> None:
+        for kind, windows in self._fallbacks.items():
+            ids = self._list_ids(kind) if windows else None
+            if ids is None:
+                continue
+            for window in windows:
+                for entity in ids:
+                    self._plan_first_page(_ENTITY_STREAMS[kind], entity, window)
+            windows.clear()
         for kind, covered in list(self._waiting_for_list.items()):
             ids = self._list_ids(kind)
             if ids is None:
@@ -419,5 +504,13 @@ class Planner:
     def check_complete(self) -> None:
         """Every planned stream finished; anything else is a bug worth a loud error."""
         unfinished = [key for key, state in self._states.items() if not state.done]
-        if unfinished or self._waiting_for_list or self._org_rest:
+        fallbacks = any(self._fallbacks.values())
+        if unfinished or self._waiting_for_list or self._org_rest or fallbacks:
             raise PaginationError(f"fetch ended with unfinished streams: {unfinished[:3]}")
+
+
+def _stream_what(unit: PageUnit) -> str:
+    """A stream's name in messages: ``customers``, ``daily metrics of instance X``."""
+    if unit.entity is None:
+        return unit.stream.name
+    return f"{unit.stream.name} of {unit.stream.entity_arg} {unit.entity}"
