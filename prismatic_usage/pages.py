@@ -28,6 +28,7 @@ __all__ = [
     "messages",
     "node_columns",
     "without_duplicates",
+    "without_refused_integrations",
 ]
 
 log = logging.getLogger(__name__)
@@ -231,24 +232,20 @@ def messages(errors: Sequence[Mapping[str, Any]]) -> str:
     return "; ".join(dict.fromkeys(texts)) or "unknown error"
 
 
-def refused_integrations(
+def without_refused_integrations(
     stream_name: str, connection: Any, errors: Sequence[Mapping[str, Any]]
-) -> tuple[list[Mapping[str, Any]], list[tuple[str, str]]]:
-    """Split off the errors that only refused one instance's ``integration``.
+) -> list[Mapping[str, Any]]:
+    """The errors that do more than refuse one instance's ``integration``.
 
     A token may read an instance but not its integration: the API then answers
     an error whose ``path`` is ``[alias, "nodes", i, "integration", ...]`` and
-    that field null. Such an instance is kept (without an integration name).
-
-    Returns
-    -------
-    The other errors, and ``(instance ID, message)`` of each refused integration.
+    that field null. Such an instance is kept, without an integration name,
+    and a warning names it; every other error is returned.
     """
     if stream_name != queries.INSTANCES.name or not isinstance(connection, Mapping):
-        return list(errors), []
+        return list(errors)
     nodes = connection.get("nodes")
     others: list[Mapping[str, Any]] = []
-    refused: list[tuple[str, str]] = []
     for error in errors:
         path = error.get("path")
         node = None
@@ -263,7 +260,12 @@ def refused_integrations(
         ):
             node = nodes[path[2]]
         if isinstance(node, Mapping) and node.get("integration", ...) is None and node.get("id"):
-            refused.append((str(node["id"]), str(error.get("message", "refused"))))
+            log.warning(
+                "instance %s: the API refused its integration (%s); "
+                "it is kept with an empty integration name",
+                node["id"],
+                messages([error]),
+            )
         else:
             others.append(error)
-    return others, refused
+    return others

@@ -1,11 +1,9 @@
-"""The plan of page units and the workers that send them, packed, under one pace.
+"""The plan of page units, and what each answered page means for it.
 
 The work is a queue of *page units* (stream, customer/instance, window, offset;
-:mod:`prismatic_usage.unit_queue`). Worker tasks, as many as the concurrency
-allows, claim a request's worth of units, wait for their turn at the shared
-:class:`~prismatic_usage.pacing.RequestGate`, then send them as one packed
-operation (see :mod:`prismatic_usage.queries`). The first page of every stream
-tells its ``totalCount``; its remaining pages are planned by ``offset``, a
+:mod:`prismatic_usage.unit_queue`) that workers send packed under one pace
+(:mod:`prismatic_usage.dispatch`). The first page of every stream tells its
+``totalCount``; its remaining pages are planned by ``offset``, a
 bounded window ahead (:mod:`prismatic_usage.paging`), so nothing waits on a
 cursor chain. Packing adapts (:mod:`prismatic_usage.packing`); an error inside
 one alias belongs to that unit alone. Every finished stream goes to the sink,
@@ -24,8 +22,6 @@ wanted, travel alone and a refusal only disables the reconciliation.
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -34,7 +30,9 @@ import pyarrow.compute as pc
 
 from . import queries
 from .config import FetchOptions
+from .dispatch import Dispatcher
 from .errors import MalformedResponseError, PaginationError, QueryError
+from .fanout import ENTITY_STREAMS, LIST_STREAMS, ORG_STREAMS, FanOut, Planned
 from .pacing import RequestGate
 from .packing import Packing
 from .pages import (
@@ -43,13 +41,13 @@ from .pages import (
     checked_page,
     messages,
     node_columns,
-    refused_integrations,
+    without_refused_integrations,
 )
 from .paging import MAX_RESTARTS, Paging
 from .plan import FetchPlan, Window
 from .queries import Stream
 from .records import TableBuilder
-from .session import Answer, ApiSession, RequestTooLarge
+from .session import Answer, ApiSession
 from .unit_queue import UnitQueue
 from .units import (
     SCHEMAS,
@@ -66,11 +64,6 @@ __all__ = ["FetchProgress", "PageUnit", "Planner", "ProgressCallback", "StreamRe
 
 log = logging.getLogger(__name__)
 
-# Slots are filled in this order, so one document serves every pack of the same mix.
-_STREAM_ORDER = {stream.name: i for i, stream in enumerate(queries.STREAMS)}
-_ORG_STREAMS = {"snapshots": queries.SNAPSHOTS_ORG_WIDE, "metrics": queries.METRICS_ORG_WIDE}
-_ENTITY_STREAMS = {"snapshots": queries.SNAPSHOTS, "metrics": queries.METRICS}
-_LIST_OF_KIND = {"snapshots": queries.CUSTOMERS.name, "metrics": queries.INSTANCES.name}
 _ORG_TOTALS = (queries.ORG_DAILY, queries.ORG_HOURLY)
 _ORG_TOTAL_NAMES = frozenset(stream.name for stream in _ORG_TOTALS)
 
@@ -101,8 +94,6 @@ class Planner:
         self._on_answer = on_answer
         self._packing = Packing(options.pack, options.page_size)
         self._queue = UnitQueue(self._packing)
-        self.splits = 0
-        self.units_sent = 0
         self.duplicates_dropped = 0
         self.rows_received = 0
         #: The API's message if it refused the org totals (reconciliation only).
@@ -111,19 +102,13 @@ class Planner:
         # Every page of the org totals travels alone: a refusal would null a packed answer.
         self._paging = Paging(self._queue, options, alone=frozenset(_ORG_TOTALS))
         self._states: dict[StreamKey, StreamState] = self._paging.states
-        self._busy = 0
-        self._wake = asyncio.Condition()
-        # Whether each usage kind runs org-wide; a refused probe turns it off.
-        # Org-wide windows after the first wait for the probe's answer; entity
-        # streams wait in _waiting_for_list (with the days org-wide covered)
-        # until their entity list is done.
-        self.org_wide = {
-            kind: options.org_wide and bool(plan.org_windows[kind]) for kind in _ORG_STREAMS
-        }
-        self._org_rest: dict[str, tuple[Window, ...]] = {}
-        self._waiting_for_list: dict[str, frozenset[dt.date]] = {}
-        # Org-wide windows that kept contradicting themselves, to fetch per entity.
-        self._fallbacks: dict[str, list[Window]] = {kind: [] for kind in _ORG_STREAMS}
+        self._dispatch = Dispatcher(
+            session, gate, options, self._queue, absorb=self._absorb, answered=self._answered
+        )
+        # Which usage streams run org-wide, and which per entity once their list is done.
+        self._fanout = FanOut(plan, org_wide=options.org_wide)
+        #: Whether each usage kind runs org-wide; a refused probe turns it off.
+        self.org_wide = self._fanout.org_wide
         self._list_entity_ids: dict[str, list[str]] = {
             queries.CUSTOMERS.name: [],
             queries.INSTANCES.name: [],
@@ -142,13 +127,11 @@ class Planner:
             # Org totals travel alone: a refused non-null root field nulls the answer.
             for stream in (queries.ORG_DAILY, queries.ORG_HOURLY):
                 self._plan_first_page(stream, None, self._plan.org_totals, probe=True)
-        for kind, org_stream in _ORG_STREAMS.items():
-            if self.org_wide[kind]:
-                probe, *rest = self._plan.org_windows[kind]
-                self._org_rest[kind] = tuple(rest)
-                self._plan_first_page(org_stream, None, probe, probe=True)
-            else:
-                self._waiting_for_list[kind] = frozenset()
+        self._plan_streams(self._fanout.start())
+
+    def _plan_streams(self, planned: list[Planned]) -> None:
+        for stream, entity, window, probe in planned:
+            self._plan_first_page(stream, entity, window, probe=probe)
 
     def _plan_first_page(
         self, stream: Stream, entity: str | None, window: Window | None, *, probe: bool = False
@@ -170,16 +153,7 @@ class Planner:
 
     def _org_probe_answered(self, kind: str, *, accepted: bool) -> None:
         """Plan what follows the org-wide probe of ``kind``: more windows, or the fallback."""
-        rest = self._org_rest.pop(kind, ())
-        if not accepted:
-            self.org_wide[kind] = False
-            self._waiting_for_list[kind] = frozenset()
-        else:
-            covered = set(self._plan.org_windows[kind][0].days())
-            for window in rest:
-                self._plan_first_page(_ORG_STREAMS[kind], None, window)
-                covered.update(window.days())
-            self._waiting_for_list[kind] = frozenset(covered)
+        self._plan_streams(self._fanout.probe_answered(kind, accepted=accepted))
         self._plan_waiting_streams()
 
     # -- the workers ------------------------------------------------------------
@@ -187,84 +161,27 @@ class Planner:
     async def run(self, *, lists_only: bool = False) -> None:
         """Fetch everything (or only the customer and instance lists)."""
         self.start(lists_only=lists_only)
-        async with asyncio.TaskGroup() as group:
-            for _ in range(self._options.concurrency):
-                group.create_task(self._worker())
-
-    async def _worker(self) -> None:
-        while True:
-            async with self._wake:
-                await self._wake.wait_for(self._may_claim)
-                if self._finished():
-                    self._wake.notify_all()
-                    return
-                claim = self._queue.claim()
-                self._busy += 1
-            try:
-                # Take the units only once the pace lets this request start, so
-                # that everything that became ready meanwhile rides along.
-                await self._gate.wait_turn()
-                batch = self._queue.take(claim)
-                if batch:
-                    await self._send(batch, trial=claim.trial)
-            finally:
-                async with self._wake:
-                    self._busy -= 1
-                    if claim.trial:
-                        self._queue.trial_in_flight = False
-                    self._wake.notify_all()
-
-    def _finished(self) -> bool:
-        return self._queue.empty and self._busy == 0
-
-    def _may_claim(self) -> bool:
-        return self._finished() or self._queue.may_claim()
+        await self._dispatch.run()
 
     @property
     def pack(self) -> int:
         """The current node budget of a request, in pages."""
         return self._packing.pack
 
-    async def _send(self, batch: list[PageUnit], *, trial: bool = False) -> None:
-        batch.sort(key=lambda unit: _STREAM_ORDER[unit.stream.name])
-        document = queries.packed_document(tuple(unit.stream for unit in batch))
-        variables: dict[str, Any] = {}
-        for slot, unit in enumerate(batch):
-            variables[f"f{slot}"] = unit.first
-            variables[f"o{slot}"] = unit.offset
-            if unit.stream.entity_arg:
-                variables[f"e{slot}"] = unit.entity
-            if unit.window is not None:
-                window_variables = unit.window.variables()
-                for _, name in unit.stream.range_args:
-                    variables[f"{name}{slot}"] = window_variables[name]
-        request = document.with_variables(variables)
-        what = batch[0].describe() if len(batch) == 1 else f"{len(batch)} packed pages"
-        self.units_sent += len(batch)
-        try:
-            answer = await self._session.send(
-                request, what=what, splittable=len(batch) > 1, turn_taken=True
-            )
-            if self._absorb(batch, answer) and trial:
-                self._packing.succeeded(batch)
-        except RequestTooLarge as exc:
-            self._split(batch, str(exc))
+    @property
+    def splits(self) -> int:
+        """Packs the server refused as too large (split and sent again)."""
+        return self._dispatch.splits
+
+    @property
+    def units_sent(self) -> int:
+        """Page units sent, counting each unit of a pack."""
+        return self._dispatch.units_sent
+
+    def _answered(self) -> None:
         if self._on_answer is not None:
             self._on_answer()
         self._report_progress()
-
-    def _split(self, batch: list[PageUnit], reason: str) -> None:
-        """Put a refused pack back, and pack fewer units per request from now on."""
-        self.splits += 1
-        self._packing.refused(batch)
-        log.info(
-            "server refused %d packed pages (%s); at most %d pages' nodes in %d fields from now on",
-            len(batch),
-            reason,
-            self.pack,
-            self._packing.max_fields,
-        )
-        self._queue.put_back(batch)
 
     # -- absorbing answers --------------------------------------------------------
 
@@ -281,23 +198,15 @@ class Planner:
             else:
                 whole_errors.append(error if isinstance(error, Mapping) else {"message": error})
         if whole_errors and len(batch) > 1:
-            self._split(batch, messages(whole_errors))
+            self._dispatch.split(batch, messages(whole_errors))
             return False
         if whole_errors:
             # A lone unit owns every error of its request, with or without a path.
             unit_errors.setdefault(queries.alias(0), []).extend(whole_errors)
         data = answer.data or {}
         for name, errors in list(unit_errors.items()):
-            others, refused = refused_integrations(
-                aliases[name].stream.name, data.get(name), errors
-            )
-            for instance, message in refused:
-                log.warning(
-                    "instance %s: the API refused its integration (%s); "
-                    "it is kept with an empty integration name",
-                    instance,
-                    messages([{"message": message}]),
-                )
+            # An instance whose integration alone is refused is kept (and warned about).
+            others = without_refused_integrations(aliases[name].stream.name, data.get(name), errors)
             if others:
                 unit_errors[name] = others
             else:
@@ -376,7 +285,7 @@ class Planner:
         self.rows_received += len(nodes)
         if unit.stream.name in self._list_entity_ids:
             self._list_entity_ids[unit.stream.name].extend(columns["id"])
-        if unit.is_probe and unit.stream in _ORG_STREAMS.values():
+        if unit.is_probe and unit.stream in ORG_STREAMS.values():
             self._org_probe_answered(kind, accepted=True)
         if state.done and self._stream_finished(unit, kind, state):
             self._entities_done += 1
@@ -409,7 +318,7 @@ class Planner:
         self._sink(
             StreamResult(
                 kind=kind,
-                org_wide=unit.stream in _ORG_STREAMS.values(),
+                org_wide=unit.stream in ORG_STREAMS.values(),
                 entity=unit.entity,
                 window=unit.window,
                 table=table,
@@ -426,9 +335,9 @@ class Planner:
         handed on yet). An org-wide window then falls back to one stream per
         customer / instance (no ties there); any other stream fails.
         """
-        what = _stream_what(unit)
+        what = unit.describe_stream()
         kind = KIND_OF_STREAM[unit.stream.name]
-        org_wide = unit.stream in _ORG_STREAMS.values()
+        org_wide = unit.stream in ORG_STREAMS.values()
         left = self._paging.restarts_left(unit)
         if left > 0:
             log.warning(
@@ -441,7 +350,7 @@ class Planner:
             )
             if unit.stream.name in self._list_entity_ids:
                 self._list_entity_ids[unit.stream.name] = []
-            probe = unit.stream in _ORG_TOTALS or (org_wide and kind in self._org_rest)
+            probe = unit.stream in _ORG_TOTALS or (org_wide and self._fanout.probe_pending(kind))
             self._paging.restart(unit, probe=probe)
             return
         if not org_wide:
@@ -455,40 +364,25 @@ class Planner:
             what,
             MAX_RESTARTS,
             cause,
-            _ENTITY_STREAMS[kind].entity_arg,
+            ENTITY_STREAMS[kind].entity_arg,
         )
         self._paging.abandon(unit)
         self._entities_done += 1
-        if kind in self._org_rest:
+        if self._fanout.probe_pending(kind):
             self._org_probe_answered(kind, accepted=False)  # never read: per entity throughout
         elif unit.window is not None:
-            self._fallbacks[kind].append(unit.window)
+            self._fanout.fall_back(kind, unit.window)
             self._plan_waiting_streams()
 
     def _list_ids(self, kind: str) -> list[str] | None:
         """IDs from a finished customers/instances list; None while it is unfinished."""
-        state = self._states.get((_LIST_OF_KIND[kind], None, None))
+        state = self._states.get((LIST_STREAMS[kind].name, None, None))
         if state is None or not state.done:
             return None
-        return list(dict.fromkeys(self._list_entity_ids[_LIST_OF_KIND[kind]]))
+        return list(dict.fromkeys(self._list_entity_ids[LIST_STREAMS[kind].name]))
 
     def _plan_waiting_streams(self) -> None:
-        for kind, windows in self._fallbacks.items():
-            ids = self._list_ids(kind) if windows else None
-            if ids is None:
-                continue
-            for window in windows:
-                for entity in ids:
-                    self._plan_first_page(_ENTITY_STREAMS[kind], entity, window)
-            windows.clear()
-        for kind, covered in list(self._waiting_for_list.items()):
-            ids = self._list_ids(kind)
-            if ids is None:
-                continue
-            del self._waiting_for_list[kind]
-            for entity in ids:
-                for window in self._plan.entity_windows(kind, entity, covered=covered):
-                    self._plan_first_page(_ENTITY_STREAMS[kind], entity, window)
+        self._plan_streams(self._fanout.ready(self._list_ids))
 
     def _report_progress(self) -> None:
         if self._progress is not None:
@@ -504,13 +398,5 @@ class Planner:
     def check_complete(self) -> None:
         """Every planned stream finished; anything else is a bug worth a loud error."""
         unfinished = [key for key, state in self._states.items() if not state.done]
-        fallbacks = any(self._fallbacks.values())
-        if unfinished or self._waiting_for_list or self._org_rest or fallbacks:
+        if unfinished or self._fanout.unfinished:
             raise PaginationError(f"fetch ended with unfinished streams: {unfinished[:3]}")
-
-
-def _stream_what(unit: PageUnit) -> str:
-    """A stream's name in messages: ``customers``, ``daily metrics of instance X``."""
-    if unit.entity is None:
-        return unit.stream.name
-    return f"{unit.stream.name} of {unit.stream.entity_arg} {unit.entity}"

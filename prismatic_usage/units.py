@@ -99,8 +99,12 @@ class PageUnit:
         return (self.stream.name, self.entity, self.window)
 
     def describe(self) -> str:
+        return f"{self.describe_stream()} (offset {self.offset})"
+
+    def describe_stream(self) -> str:
+        """The stream's name in messages: ``customers``, ``daily metrics of instance X``."""
         scope = f" of {self.stream.entity_arg} {self.entity}" if self.entity else ""
-        return f"{self.stream.name}{scope} (offset {self.offset})"
+        return f"{self.stream.name}{scope}"
 
 
 StreamKey = tuple[str, str | None, Window | None]
