@@ -21,9 +21,32 @@ from ._safe_text import one_line
 from .errors import MalformedResponseError, PaginationError
 from .records import one_row_per_key
 
-__all__ = ["KIND_OF_STREAM", "checked_page", "messages", "node_columns", "without_duplicates"]
+__all__ = [
+    "KIND_OF_STREAM",
+    "MAX_TOTAL_COUNT",
+    "PageContradiction",
+    "checked_page",
+    "messages",
+    "node_columns",
+    "without_duplicates",
+    "without_refused_integrations",
+]
 
 log = logging.getLogger(__name__)
+
+#: The largest ``totalCount`` believed. Far above any real org: a year of
+#: hourly snapshots of 10,000 customers is under 90 million rows, and the
+#: schema's ``Int`` ends at 2**31 - 1. A larger count is a broken or hostile
+#: server, and its pages are not planned (that would never end).
+MAX_TOTAL_COUNT = 1_000_000_000
+
+
+class PageContradiction(PaginationError):
+    """A page contradicts its own count: the org changed, or ties were reordered, mid-read.
+
+    The planner reads the stream again from the start rather than failing.
+    """
+
 
 #: The record kind each stream's nodes belong to.
 KIND_OF_STREAM = {
@@ -122,10 +145,13 @@ def checked_page(connection: Any, *, where: str, offset: int, first: int) -> tup
     Raises
     ------
     MalformedResponseError
-        A field is missing or of the wrong type.
+        A field is missing or of the wrong type, or ``totalCount`` is beyond
+        :data:`MAX_TOTAL_COUNT`.
+    PageContradiction
+        The page holds another number of nodes than ``totalCount`` promises, or
+        its ``hasNextPage`` contradicts the count.
     PaginationError
-        The page holds another number of nodes than ``totalCount`` promises, its
-        ``hasNextPage`` contradicts the count, or it starts at another position.
+        The page starts at another position than asked for.
     """
     if not isinstance(connection, Mapping):
         raise MalformedResponseError(f"{where}: the connection is not an object")
@@ -133,18 +159,24 @@ def checked_page(connection: Any, *, where: str, offset: int, first: int) -> tup
     nodes = field_at(connection, "nodes", where=where)
     if type(total) is not int or total < 0:
         raise MalformedResponseError(f"{where}: field 'totalCount' is not a count: {total!r}")
+    if total > MAX_TOTAL_COUNT:
+        raise MalformedResponseError(
+            f"{where}: totalCount {total:,} is beyond the {MAX_TOTAL_COUNT:,} records any org "
+            "holds; the server is not answering like Prismatic's API: check the URL "
+            "and try again later"
+        )
     if not isinstance(nodes, list):
         raise MalformedResponseError(f"{where}: field 'nodes' is not a list")
     expected = max(0, min(first, total - offset))
     if len(nodes) != expected:
-        raise PaginationError(
+        raise PageContradiction(
             f"{where}: the page holds {len(nodes)} nodes but totalCount {total} "
             f"promises {expected}; the server's paging is inconsistent"
         )
     has_next = field_at(connection, "pageInfo", "hasNextPage", where=where)
     more = offset + len(nodes) < total
     if has_next is not more:
-        raise PaginationError(
+        raise PageContradiction(
             f"{where}: hasNextPage is {has_next} but totalCount {total} says "
             f"{'more' if more else 'no more'} pages follow; the server's paging is inconsistent"
         )
@@ -203,3 +235,42 @@ def messages(errors: Sequence[Mapping[str, Any]]) -> str:
     """
     texts = [one_line(str(error.get("message", error))) for error in errors]
     return "; ".join(dict.fromkeys(texts)) or "unknown error"
+
+
+def without_refused_integrations(
+    stream_name: str, connection: Any, errors: Sequence[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """The errors that do more than refuse one instance's ``integration``.
+
+    A token may read an instance but not its integration: the API then answers
+    an error whose ``path`` is ``[alias, "nodes", i, "integration", ...]`` and
+    that field null. Such an instance is kept, without an integration name,
+    and a warning names it; every other error is returned.
+    """
+    if stream_name != queries.INSTANCES.name or not isinstance(connection, Mapping):
+        return list(errors)
+    nodes = connection.get("nodes")
+    others: list[Mapping[str, Any]] = []
+    for error in errors:
+        path = error.get("path")
+        node = None
+        if (
+            isinstance(path, list)
+            and len(path) >= 4
+            and path[1:2] == ["nodes"]
+            and path[3] == "integration"
+            and type(path[2]) is int
+            and isinstance(nodes, list)
+            and 0 <= path[2] < len(nodes)
+        ):
+            node = nodes[path[2]]
+        if isinstance(node, Mapping) and node.get("integration", ...) is None and node.get("id"):
+            log.warning(
+                "instance %s: the API refused its integration (%s); "
+                "it is kept with an empty integration name",
+                node["id"],
+                messages([error]),
+            )
+        else:
+            others.append(error)
+    return others

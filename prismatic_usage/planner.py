@@ -1,14 +1,16 @@
-"""The plan of page units and the workers that send them, packed, under one pace.
+"""The plan of page units, and what each answered page means for it.
 
 The work is a queue of *page units* (stream, customer/instance, window, offset;
-:mod:`prismatic_usage.unit_queue`). Worker tasks, as many as the concurrency
-allows, claim a request's worth of units, wait for their turn at the shared
-:class:`~prismatic_usage.pacing.RequestGate`, then send them as one packed
-operation (see :mod:`prismatic_usage.queries`). The first page of every stream
-tells its ``totalCount``; its remaining pages are planned by ``offset`` straight
-away, so nothing waits on a cursor chain. Packing adapts
-(:mod:`prismatic_usage.packing`); an error inside one alias belongs to that
-unit alone. Every finished stream goes to the sink, checked complete.
+:mod:`prismatic_usage.unit_queue`) that workers send packed under one pace
+(:mod:`prismatic_usage.dispatch`). The first page of every stream tells its
+``totalCount``; its remaining pages are planned by ``offset``, a
+bounded window ahead (:mod:`prismatic_usage.paging`), so nothing waits on a
+cursor chain. Packing adapts (:mod:`prismatic_usage.packing`); an error inside
+one alias belongs to that unit alone. Every finished stream goes to the sink,
+checked complete; only whole finished streams do, so a stream read again from
+the start (its pages contradicted each other: the org changed mid-read) has
+handed nothing on. An org-wide stream that keeps contradicting itself falls
+back to one stream per customer / instance for its window.
 
 What to fetch comes from a :class:`~prismatic_usage.plan.FetchPlan`: hourly
 snapshots and daily metrics are first asked for org-wide (the first window is
@@ -20,22 +22,32 @@ wanted, travel alone and a refusal only disables the reconciliation.
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import pyarrow.compute as pc
+
 from . import queries
 from .config import FetchOptions
+from .dispatch import Dispatcher
 from .errors import MalformedResponseError, PaginationError, QueryError
+from .fanout import ENTITY_STREAMS, LIST_STREAMS, ORG_STREAMS, FanOut, Planned
 from .pacing import RequestGate
 from .packing import Packing
-from .pages import KIND_OF_STREAM, checked_page, messages, node_columns, without_duplicates
+from .pages import (
+    KIND_OF_STREAM,
+    PageContradiction,
+    checked_page,
+    messages,
+    node_columns,
+    without_refused_integrations,
+)
+from .paging import MAX_RESTARTS, Paging
 from .plan import FetchPlan, Window
 from .queries import Stream
 from .records import TableBuilder
-from .session import Answer, ApiSession, RequestTooLarge
+from .session import Answer, ApiSession
 from .unit_queue import UnitQueue
 from .units import (
     SCHEMAS,
@@ -52,17 +64,8 @@ __all__ = ["FetchProgress", "PageUnit", "Planner", "ProgressCallback", "StreamRe
 
 log = logging.getLogger(__name__)
 
-# Slots are filled in this order, so one document serves every pack of the same mix.
-_STREAM_ORDER = {stream.name: i for i, stream in enumerate(queries.STREAMS)}
-_ORG_STREAMS = {"snapshots": queries.SNAPSHOTS_ORG_WIDE, "metrics": queries.METRICS_ORG_WIDE}
-_ENTITY_STREAMS = {"snapshots": queries.SNAPSHOTS, "metrics": queries.METRICS}
-_LIST_OF_KIND = {"snapshots": queries.CUSTOMERS.name, "metrics": queries.INSTANCES.name}
 _ORG_TOTALS = (queries.ORG_DAILY, queries.ORG_HOURLY)
 _ORG_TOTAL_NAMES = frozenset(stream.name for stream in _ORG_TOTALS)
-# The most rows a per-entity stream holds a day: one daily-metrics row per
-# instance; hourly snapshots (25 on a DST day, one more if one lands on each
-# midnight). Only an estimate for packing: a longer page is simply paged on.
-_ROWS_PER_DAY = {queries.METRICS.name: 1, queries.SNAPSHOTS.name: 26}
 
 _MAX_REQUEUES = 3
 
@@ -91,25 +94,21 @@ class Planner:
         self._on_answer = on_answer
         self._packing = Packing(options.pack, options.page_size)
         self._queue = UnitQueue(self._packing)
-        self.splits = 0
-        self.units_sent = 0
         self.duplicates_dropped = 0
         self.rows_received = 0
         #: The API's message if it refused the org totals (reconciliation only).
         self.org_totals_refused: str | None = None
         self._requeues: dict[PageUnit, int] = {}
-        self._states: dict[StreamKey, StreamState] = {}
-        self._busy = 0
-        self._wake = asyncio.Condition()
-        # Whether each usage kind runs org-wide; a refused probe turns it off.
-        # Org-wide windows after the first wait for the probe's answer; entity
-        # streams wait in _waiting_for_list (with the days org-wide covered)
-        # until their entity list is done.
-        self.org_wide = {
-            kind: options.org_wide and bool(plan.org_windows[kind]) for kind in _ORG_STREAMS
-        }
-        self._org_rest: dict[str, tuple[Window, ...]] = {}
-        self._waiting_for_list: dict[str, frozenset[dt.date]] = {}
+        # Every page of the org totals travels alone: a refusal would null a packed answer.
+        self._paging = Paging(self._queue, options, alone=frozenset(_ORG_TOTALS))
+        self._states: dict[StreamKey, StreamState] = self._paging.states
+        self._dispatch = Dispatcher(
+            session, gate, options, self._queue, absorb=self._absorb, answered=self._answered
+        )
+        # Which usage streams run org-wide, and which per entity once their list is done.
+        self._fanout = FanOut(plan, org_wide=options.org_wide)
+        #: Whether each usage kind runs org-wide; a refused probe turns it off.
+        self.org_wide = self._fanout.org_wide
         self._list_entity_ids: dict[str, list[str]] = {
             queries.CUSTOMERS.name: [],
             queries.INSTANCES.name: [],
@@ -128,51 +127,33 @@ class Planner:
             # Org totals travel alone: a refused non-null root field nulls the answer.
             for stream in (queries.ORG_DAILY, queries.ORG_HOURLY):
                 self._plan_first_page(stream, None, self._plan.org_totals, probe=True)
-        for kind, org_stream in _ORG_STREAMS.items():
-            if self.org_wide[kind]:
-                probe, *rest = self._plan.org_windows[kind]
-                self._org_rest[kind] = tuple(rest)
-                self._plan_first_page(org_stream, None, probe, probe=True)
-            else:
-                self._waiting_for_list[kind] = frozenset()
+        self._plan_streams(self._fanout.start())
+
+    def _plan_streams(self, planned: list[Planned]) -> None:
+        for stream, entity, window, probe in planned:
+            self._plan_first_page(stream, entity, window, probe=probe)
 
     def _plan_first_page(
         self, stream: Stream, entity: str | None, window: Window | None, *, probe: bool = False
     ) -> None:
-        state = self._states.setdefault((stream.name, entity, window), StreamState())
-        first = self._options.page_size
-        bound = _ROWS_PER_DAY.get(stream.name)
-        if bound is not None and window is not None:
-            # A per-entity window's size is bounded: ask for what it can hold.
-            first = min(first, bound * len(window.days()))
-        state.outstanding += 1
-        state.planned_until = first
+        if (stream.name, entity, window) in self._states:
+            return  # already planned (a fallback may name a stream planned otherwise)
         self._entities_total += 1
-        self._queue.enqueue(PageUnit(stream, entity, 0, first, window, probe))
+        self._paging.first_page(stream, entity, window, probe=probe)
 
-    def _plan_pages_until(self, unit: PageUnit, state: StreamState, total: int) -> None:
-        size = self._options.page_size
-        # Every org-total page travels alone: a refusal would null a packed answer.
-        alone = unit.stream in _ORG_TOTALS
-        for offset in range(state.planned_until, total, size):
-            state.outstanding += 1
-            self._queue.enqueue(
-                PageUnit(unit.stream, unit.entity, offset, size, unit.window, alone)
-            )
-            state.planned_until = offset + size
+    @property
+    def pending_units(self) -> int:
+        """Page units planned and waiting for a request (bounded: pages are planned lazily)."""
+        return self._queue.pending
+
+    @property
+    def restarts(self) -> int:
+        """How many times a stream was read again from the start."""
+        return self._paging.restarts
 
     def _org_probe_answered(self, kind: str, *, accepted: bool) -> None:
         """Plan what follows the org-wide probe of ``kind``: more windows, or the fallback."""
-        rest = self._org_rest.pop(kind, ())
-        if not accepted:
-            self.org_wide[kind] = False
-            self._waiting_for_list[kind] = frozenset()
-        else:
-            covered = set(self._plan.org_windows[kind][0].days())
-            for window in rest:
-                self._plan_first_page(_ORG_STREAMS[kind], None, window)
-                covered.update(window.days())
-            self._waiting_for_list[kind] = frozenset(covered)
+        self._plan_streams(self._fanout.probe_answered(kind, accepted=accepted))
         self._plan_waiting_streams()
 
     # -- the workers ------------------------------------------------------------
@@ -180,84 +161,27 @@ class Planner:
     async def run(self, *, lists_only: bool = False) -> None:
         """Fetch everything (or only the customer and instance lists)."""
         self.start(lists_only=lists_only)
-        async with asyncio.TaskGroup() as group:
-            for _ in range(self._options.concurrency):
-                group.create_task(self._worker())
-
-    async def _worker(self) -> None:
-        while True:
-            async with self._wake:
-                await self._wake.wait_for(self._may_claim)
-                if self._finished():
-                    self._wake.notify_all()
-                    return
-                claim = self._queue.claim()
-                self._busy += 1
-            try:
-                # Take the units only once the pace lets this request start, so
-                # that everything that became ready meanwhile rides along.
-                await self._gate.wait_turn()
-                batch = self._queue.take(claim)
-                if batch:
-                    await self._send(batch, trial=claim.trial)
-            finally:
-                async with self._wake:
-                    self._busy -= 1
-                    if claim.trial:
-                        self._queue.trial_in_flight = False
-                    self._wake.notify_all()
-
-    def _finished(self) -> bool:
-        return self._queue.empty and self._busy == 0
-
-    def _may_claim(self) -> bool:
-        return self._finished() or self._queue.may_claim()
+        await self._dispatch.run()
 
     @property
     def pack(self) -> int:
         """The current node budget of a request, in pages."""
         return self._packing.pack
 
-    async def _send(self, batch: list[PageUnit], *, trial: bool = False) -> None:
-        batch.sort(key=lambda unit: _STREAM_ORDER[unit.stream.name])
-        document = queries.packed_document(tuple(unit.stream for unit in batch))
-        variables: dict[str, Any] = {}
-        for slot, unit in enumerate(batch):
-            variables[f"f{slot}"] = unit.first
-            variables[f"o{slot}"] = unit.offset
-            if unit.stream.entity_arg:
-                variables[f"e{slot}"] = unit.entity
-            if unit.window is not None:
-                window_variables = unit.window.variables()
-                for _, name in unit.stream.range_args:
-                    variables[f"{name}{slot}"] = window_variables[name]
-        request = document.with_variables(variables)
-        what = batch[0].describe() if len(batch) == 1 else f"{len(batch)} packed pages"
-        self.units_sent += len(batch)
-        try:
-            answer = await self._session.send(
-                request, what=what, splittable=len(batch) > 1, turn_taken=True
-            )
-            if self._absorb(batch, answer) and trial:
-                self._packing.succeeded(batch)
-        except RequestTooLarge as exc:
-            self._split(batch, str(exc))
+    @property
+    def splits(self) -> int:
+        """Packs the server refused as too large (split and sent again)."""
+        return self._dispatch.splits
+
+    @property
+    def units_sent(self) -> int:
+        """Page units sent, counting each unit of a pack."""
+        return self._dispatch.units_sent
+
+    def _answered(self) -> None:
         if self._on_answer is not None:
             self._on_answer()
         self._report_progress()
-
-    def _split(self, batch: list[PageUnit], reason: str) -> None:
-        """Put a refused pack back, and pack fewer units per request from now on."""
-        self.splits += 1
-        self._packing.refused(batch)
-        log.info(
-            "server refused %d packed pages (%s); at most %d pages' nodes in %d fields from now on",
-            len(batch),
-            reason,
-            self.pack,
-            self._packing.max_fields,
-        )
-        self._queue.put_back(batch)
 
     # -- absorbing answers --------------------------------------------------------
 
@@ -274,18 +198,25 @@ class Planner:
             else:
                 whole_errors.append(error if isinstance(error, Mapping) else {"message": error})
         if whole_errors and len(batch) > 1:
-            self._split(batch, messages(whole_errors))
+            self._dispatch.split(batch, messages(whole_errors))
             return False
         if whole_errors:
             # A lone unit owns every error of its request, with or without a path.
             unit_errors.setdefault(queries.alias(0), []).extend(whole_errors)
         data = answer.data or {}
+        for name, errors in list(unit_errors.items()):
+            # An instance whose integration alone is refused is kept (and warned about).
+            others = without_refused_integrations(aliases[name].stream.name, data.get(name), errors)
+            if others:
+                unit_errors[name] = others
+            else:
+                del unit_errors[name]
         # Errors first: one that ends the run must not leave siblings requeued.
         for name, errors in unit_errors.items():
             self._unit_failed(aliases[name], errors)
         for name, unit in aliases.items():
-            if name in unit_errors:
-                continue
+            if name in unit_errors or not self._paging.is_current(unit):
+                continue  # failed, or a page of an earlier reading of a restarted stream
             if data.get(name) is None:
                 # Nulled because a sibling's non-null field failed: not fetched yet.
                 self._requeue(unit)
@@ -301,6 +232,8 @@ class Planner:
         self._queue.enqueue(unit)
 
     def _unit_failed(self, unit: PageUnit, errors: list[Mapping[str, Any]]) -> None:
+        if not self._paging.is_current(unit):
+            return  # an earlier reading of a restarted stream: nothing of it is used
         message = messages(errors)
         if unit.stream in _ORG_TOTALS:
             # Org totals only check the report: a refusal (no permission) never fails it.
@@ -308,21 +241,17 @@ class Planner:
             self.org_totals_refused = message
             # Pages of the org totals still queued are never sent; their streams (this
             # unit's among them, still outstanding) end here.
-            self._queue.drop_probes(lambda queued: queued.stream in _ORG_TOTALS)
+            self._queue.drop(lambda queued: queued.stream in _ORG_TOTALS)
             for key, state in self._states.items():
-                if key[0] in _ORG_TOTAL_NAMES and state.outstanding:
-                    state.outstanding = 0
-                    state.total = state.total or 0
-                    state.builder = None
+                if key[0] in _ORG_TOTAL_NAMES and not state.done:
+                    state.end_empty()
                     self._entities_done += 1
             return
         if unit.is_probe:
             # The org-wide probe was refused: fall back to one stream per entity.
             kind = KIND_OF_STREAM[unit.stream.name]
             log.info("org-wide %s refused (%s); querying per entity", unit.stream.name, message)
-            state = self._states[unit.key]
-            state.outstanding = 0
-            state.total = 0
+            self._states[unit.key].end_empty()
             self._entities_done += 1
             self._org_probe_answered(kind, accepted=False)
             return
@@ -336,13 +265,18 @@ class Planner:
         if unit.stream in _ORG_TOTALS and self.org_totals_refused is not None:
             return  # another page of the org totals was refused: none of them is used
         where = unit.describe()
-        total, nodes = checked_page(connection, where=where, offset=unit.offset, first=unit.first)
-        state = self._states[unit.key]
-        # Answers may be processed out of order: keep the largest count seen. If
-        # records vanished mid-run, the stream's completeness check reports it.
-        state.total = max(total, state.total or 0)
-        state.outstanding -= 1
-        self._plan_pages_until(unit, state, total)
+        try:
+            total, nodes = checked_page(
+                connection, where=where, offset=unit.offset, first=unit.first
+            )
+        except PageContradiction as exc:
+            self._contradicted(unit, str(exc))
+            return
+        known = self._states[unit.key].total
+        if known is not None and total != known:
+            self._contradicted(unit, f"{where}: totalCount changed from {known} to {total}")
+            return
+        state = self._paging.arrived(unit, total)
         kind = KIND_OF_STREAM[unit.stream.name]
         if state.builder is None:
             state.builder = TableBuilder(SCHEMAS[kind])
@@ -351,59 +285,104 @@ class Planner:
         self.rows_received += len(nodes)
         if unit.stream.name in self._list_entity_ids:
             self._list_entity_ids[unit.stream.name].extend(columns["id"])
-        if unit.is_probe and unit.stream in _ORG_STREAMS.values():
+        if unit.is_probe and unit.stream in ORG_STREAMS.values():
             self._org_probe_answered(kind, accepted=True)
-        if state.done:
+        if state.done and self._stream_finished(unit, kind, state):
             self._entities_done += 1
-            self._stream_finished(unit, kind, state)
             if unit.stream in (queries.CUSTOMERS, queries.INSTANCES):
                 self._plan_waiting_streams()
 
-    def _stream_finished(self, unit: PageUnit, kind: str, state: StreamState) -> None:
+    def _stream_finished(self, unit: PageUnit, kind: str, state: StreamState) -> bool:
         """Prove a finished stream complete and hand its records to the sink.
 
         Every page was checked to hold exactly what totalCount promised, so a
         node seen twice means another was pushed out of view (positional pages
-        shifted while the fetch ran): the duplicate is dropped, and the missing
-        record is an error, never a silently short report.
+        shifted, or tied rows were reordered, while the stream was read): the
+        stream is read again from the start instead (False), never handed on
+        short or twice.
         """
-        what = unit.stream.name if unit.entity is None else unit.describe()
         builder = state.builder or TableBuilder(SCHEMAS[kind])
         state.builder = None
-        table, dropped = without_duplicates(builder.finish(), what)
-        self.duplicates_dropped += dropped
+        table = builder.finish()
+        distinct = pc.count_distinct(table.column("id")).as_py() if table.num_rows else 0
+        twice = table.num_rows - distinct
         expected = state.total or 0
-        if table.num_rows < expected:
-            raise PaginationError(
-                f"the API counted {expected} {what} but {table.num_rows} distinct ones arrived "
-                f"({dropped} came twice): pages shifted while the fetch ran; run it again"
+        if twice or distinct < expected:
+            self.duplicates_dropped += twice
+            self._contradicted(
+                unit,
+                f"the API counted {expected} but {distinct} distinct ones arrived "
+                f"({twice} came twice)",
             )
+            return False
         self._sink(
             StreamResult(
                 kind=kind,
-                org_wide=unit.stream in _ORG_STREAMS.values(),
+                org_wide=unit.stream in ORG_STREAMS.values(),
                 entity=unit.entity,
                 window=unit.window,
                 table=table,
             )
         )
+        return True
+
+    def _contradicted(self, unit: PageUnit, cause: str) -> None:
+        """A stream's pages contradict each other: read it again, fall back, or fail.
+
+        The org changes while a run reads it, and rows that tie on the only sort
+        field may come back in another order on the next request. The stream is
+        read again from the start (at most MAX_RESTARTS times; nothing of it was
+        handed on yet). An org-wide window then falls back to one stream per
+        customer / instance (no ties there); any other stream fails.
+        """
+        what = unit.describe_stream()
+        kind = KIND_OF_STREAM[unit.stream.name]
+        org_wide = unit.stream in ORG_STREAMS.values()
+        left = self._paging.restarts_left(unit)
+        if left > 0:
+            log.warning(
+                "%s: pages contradict each other (%s); the org changed while it was read: "
+                "reading it again from the start (restart %d of %d)",
+                what,
+                cause,
+                MAX_RESTARTS - left + 1,
+                MAX_RESTARTS,
+            )
+            if unit.stream.name in self._list_entity_ids:
+                self._list_entity_ids[unit.stream.name] = []
+            probe = unit.stream in _ORG_TOTALS or (org_wide and self._fanout.probe_pending(kind))
+            self._paging.restart(unit, probe=probe)
+            return
+        if not org_wide:
+            raise PaginationError(
+                f"{what}: the org changed while it was being read ({MAX_RESTARTS} restarts; "
+                f"last: {cause}); run again"
+            )
+        log.warning(
+            "%s: pages still contradict each other after %d restarts (%s); "
+            "querying per %s for its days instead",
+            what,
+            MAX_RESTARTS,
+            cause,
+            ENTITY_STREAMS[kind].entity_arg,
+        )
+        self._paging.abandon(unit)
+        self._entities_done += 1
+        if self._fanout.probe_pending(kind):
+            self._org_probe_answered(kind, accepted=False)  # never read: per entity throughout
+        elif unit.window is not None:
+            self._fanout.fall_back(kind, unit.window)
+            self._plan_waiting_streams()
 
     def _list_ids(self, kind: str) -> list[str] | None:
         """IDs from a finished customers/instances list; None while it is unfinished."""
-        state = self._states.get((_LIST_OF_KIND[kind], None, None))
+        state = self._states.get((LIST_STREAMS[kind].name, None, None))
         if state is None or not state.done:
             return None
-        return list(dict.fromkeys(self._list_entity_ids[_LIST_OF_KIND[kind]]))
+        return list(dict.fromkeys(self._list_entity_ids[LIST_STREAMS[kind].name]))
 
     def _plan_waiting_streams(self) -> None:
-        for kind, covered in list(self._waiting_for_list.items()):
-            ids = self._list_ids(kind)
-            if ids is None:
-                continue
-            del self._waiting_for_list[kind]
-            for entity in ids:
-                for window in self._plan.entity_windows(kind, entity, covered=covered):
-                    self._plan_first_page(_ENTITY_STREAMS[kind], entity, window)
+        self._plan_streams(self._fanout.ready(self._list_ids))
 
     def _report_progress(self) -> None:
         if self._progress is not None:
@@ -419,5 +398,5 @@ class Planner:
     def check_complete(self) -> None:
         """Every planned stream finished; anything else is a bug worth a loud error."""
         unfinished = [key for key, state in self._states.items() if not state.done]
-        if unfinished or self._waiting_for_list or self._org_rest:
+        if unfinished or self._fanout.unfinished:
             raise PaginationError(f"fetch ended with unfinished streams: {unfinished[:3]}")

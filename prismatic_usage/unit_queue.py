@@ -73,9 +73,14 @@ class UnitQueue:
         """Return a refused request's units to the front of the queue, in order."""
         self._urgent.extendleft(reversed(batch))
 
-    def drop_probes(self, unwanted: Callable[[PageUnit], bool]) -> None:
-        """Forget queued probes that are no longer wanted (never sent)."""
+    def drop(self, unwanted: Callable[[PageUnit], bool]) -> None:
+        """Forget queued units that are no longer wanted (never sent).
+
+        A claim on a dropped unit simply takes fewer units (or none).
+        """
         self._probes = deque(unit for unit in self._probes if not unwanted(unit))
+        self._urgent = deque(unit for unit in self._urgent if not unwanted(unit))
+        self._ready = deque(unit for unit in self._ready if not unwanted(unit))
 
     def claim(self) -> Claim:
         """Reserve work for one request: a probe, or the ready units one request can carry.

@@ -90,14 +90,21 @@ class PageUnit:
     #: travel alone: a refused non-null root field nulls the whole answer, and
     #: its siblings would have to be fetched again.
     is_probe: bool = False
+    #: Which reading of its stream this page belongs to: a stream read again
+    #: from the start (its pages contradicted each other) ignores older pages.
+    attempt: int = 0
 
     @property
     def key(self) -> StreamKey:
         return (self.stream.name, self.entity, self.window)
 
     def describe(self) -> str:
+        return f"{self.describe_stream()} (offset {self.offset})"
+
+    def describe_stream(self) -> str:
+        """The stream's name in messages: ``customers``, ``daily metrics of instance X``."""
         scope = f" of {self.stream.entity_arg} {self.entity}" if self.entity else ""
-        return f"{self.stream.name}{scope} (offset {self.offset})"
+        return f"{self.stream.name}{scope}"
 
 
 StreamKey = tuple[str, str | None, Window | None]
@@ -114,13 +121,27 @@ class Claim:
 
 @dataclass
 class StreamState:
-    """Paging state of one (stream, entity): the one place that decides when it is done."""
+    """Paging state of one (stream, entity): the one place that decides when it is done.
+
+    ``planned_until`` is the offset up to which pages are planned: only a
+    bounded window of a stream's pages is planned ahead, so a stream is done
+    when its count is known, every page up to it planned and none outstanding.
+    ``attempt`` counts readings from the start (a restart is the next attempt).
+    """
 
     total: int | None = None
     planned_until: int = 0
     outstanding: int = 0
     builder: TableBuilder | None = None
+    attempt: int = 0
 
     @property
     def done(self) -> bool:
-        return self.total is not None and self.outstanding == 0
+        return self.total is not None and self.outstanding == 0 and self.planned_until >= self.total
+
+    def end_empty(self) -> None:
+        """End the stream without (more) records: refused, or replaced by other streams."""
+        self.total = self.total or 0
+        self.planned_until = self.total
+        self.outstanding = 0
+        self.builder = None

@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from .execution import Answer, Job, dumps, execute_job, run_in_worker
-from .faults import FaultPlan, retry_after_seconds
+from .faults import FaultPlan, inserted_customer, inserted_instance, retry_after_seconds
 from .operation import limit_error, root_fields
 from .state import SandboxState
 from .stats import RequestRecord
@@ -180,6 +180,16 @@ async def _graphql(
         stuck_cursor=plan.stuck_cursor,
         lie_total_count=plan.lie_total_count,
         denied_ids=plan.denied_ids,
+        extra_customers=tuple(
+            inserted_customer(plan.fault_seed, n)
+            for n in range(plan.inserted(plan.insert_customer_after, seq), 0, -1)
+        ),
+        extra_instances=tuple(
+            inserted_instance(state.data, plan.fault_seed, n)
+            for n in range(plan.inserted(plan.insert_instance_after, seq), 0, -1)
+        ),
+        tie_order=plan.tie_order(seq),
+        refused_integration_ids=plan.refused_integration_ids,
     )
     answer: Answer
     if state.pool is None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLSchema, execute_sync, parse
 
-from .data import OrgData
+from .data import Customer, Instance, OrgData
 from .fastpath import RecordListExecutor
 from .resolvers import ResolveContext
 
@@ -54,6 +54,10 @@ class Job:
     stuck_cursor: bool = False
     lie_total_count: int = 0
     denied_ids: frozenset[str] = frozenset()
+    extra_customers: tuple[Customer, ...] = ()
+    extra_instances: tuple[Instance, ...] = ()
+    tie_order: str | None = None
+    refused_integration_ids: frozenset[str] = frozenset()
 
     def context(self, data: OrgData) -> ResolveContext:
         return ResolveContext(
@@ -63,6 +67,9 @@ class Job:
             stuck_cursor=self.stuck_cursor,
             lie_total_count=self.lie_total_count,
             denied_ids=self.denied_ids,
+            extra_customers=self.extra_customers,
+            extra_instances=self.extra_instances,
+            tie_order=self.tie_order,
         )
 
 
@@ -86,8 +93,33 @@ def execute_job(schema: GraphQLSchema, data: OrgData, document: DocumentNode, jo
         executor_class=RecordListExecutor,
     )
     status, payload = http_result(result)
-    messages = tuple(e.message for e in result.errors or ())
+    if job.refused_integration_ids:
+        _refuse_integrations(payload, job.refused_integration_ids)
+    messages = tuple(str(e.get("message")) for e in payload.get("errors") or ())
     return Answer(status, dumps(payload).encode(), messages)
+
+
+_NO_INTEGRATION = "You do not have permission to view this integration."
+
+
+def _refuse_integrations(payload: dict[str, Any], instance_ids: frozenset[str]) -> None:
+    """Null the ``integration`` of these instances' nodes, each with an error pointing at it.
+
+    Done on the answer, not in a resolver: the schema's ``integration`` is
+    non-null, and graphql-core would null the whole connection instead.
+    """
+    data = payload.get("data")
+    errors: list[dict[str, Any]] = payload.setdefault("errors", [])
+    for alias, value in (data or {}).items():
+        nodes = value.get("nodes") if isinstance(value, dict) else None
+        for i, node in enumerate(nodes or ()):
+            if isinstance(node, dict) and node.get("id") in instance_ids and "integration" in node:
+                node["integration"] = None
+                errors.append(
+                    {"message": _NO_INTEGRATION, "path": [alias, "nodes", i, "integration"]}
+                )
+    if not errors:
+        del payload["errors"]
 
 
 def http_result(result: ExecutionResult) -> tuple[int, dict[str, Any]]:

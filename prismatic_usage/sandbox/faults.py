@@ -7,14 +7,26 @@ Everything is off by default and costs a few attribute reads when off.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ORG_TOTALS", "CannedResponse", "FaultPlan", "TokenBucket", "retry_after_seconds"]
+from .data import EPOCH, Customer, Instance, OrgData, global_id
+
+__all__ = [
+    "ORG_TOTALS",
+    "CannedResponse",
+    "FaultPlan",
+    "TokenBucket",
+    "inserted_customer",
+    "inserted_instance",
+    "retry_after_seconds",
+]
 
 
 #: Put in ``FaultPlan.denied_ids`` to refuse the org totals to the token.
@@ -60,6 +72,25 @@ class FaultPlan:
         "permission denied" error (HTTP 200, with a path); :data:`ORG_TOTALS`
         among them denies the org totals (``orgDailyUsageMetrics``,
         ``orgTotalUsageMetrics``).
+    insert_customer_after, insert_instance_after
+        The org changes mid-run: requests after number n also list a new
+        customer (instance) that sorts first (by name; an instance by its
+        customer, then creation), with no usage. See :func:`inserted_customer`
+        and :func:`inserted_instance` for the records, to build the org as it
+        ends up.
+    insert_every_request
+        With the above: one more new record after every request past n (the
+        org keeps changing faster than a stream can be read).
+    shuffle_ties
+        Usage rows that tie on the sort key (snapshots of several customers at
+        one time, daily rows of several instances on one date) come back in a
+        new order on every request (one order per request), as on a database
+        sorting by that one field. Per-entity streams have no ties.
+    fault_seed
+        Makes the inserted records' IDs and the tie orders reproducible.
+    refused_integration_ids
+        Instance IDs whose ``integration`` the token may not read: the field
+        is null in the answer, with a GraphQL error whose path points at it.
     """
 
     latency: float = 0.0
@@ -76,6 +107,22 @@ class FaultPlan:
     slow_seconds: float = 0.0
     expire_token_at: int | None = None
     denied_ids: frozenset[str] = frozenset()
+    insert_customer_after: int | None = None
+    insert_instance_after: int | None = None
+    insert_every_request: bool = False
+    shuffle_ties: bool = False
+    fault_seed: int = 0
+    refused_integration_ids: frozenset[str] = frozenset()
+
+    def inserted(self, after: int | None, seq: int) -> int:
+        """How many new records request number ``seq`` sees of an insertion after ``after``."""
+        if after is None or seq <= after:
+            return 0
+        return seq - after if self.insert_every_request else 1
+
+    def tie_order(self, seq: int) -> str | None:
+        """The seed of request ``seq``'s order of tied rows; None when ties keep their order."""
+        return f"{self.fault_seed}:{seq}" if self.shuffle_ties else None
 
     def slow(self, seq: int) -> float:
         """Extra seconds request number ``seq`` waits."""
@@ -149,3 +196,32 @@ class CannedResponse:
 def retry_after_seconds(wait: float) -> int:
     """Whole seconds for ``Retry-After``, rounded up and at least 1."""
     return max(1, math.ceil(wait))
+
+
+def inserted_customer(seed: int, number: int) -> Customer:
+    """The ``number``-th (from 1) customer inserted mid-run; later ones sort first."""
+    key = uuid.uuid5(uuid.NAMESPACE_OID, f"inserted-customer:{seed}:{number}")
+    return Customer(
+        id=global_id("Customer", key),
+        name=f"!new customer {10**6 - number:07d}",
+        external_id=f"new-{number}",
+    )
+
+
+def inserted_instance(data: OrgData, seed: int, number: int) -> Instance:
+    """The ``number``-th (from 1) instance inserted mid-run, of the customer listed first.
+
+    Created before every other instance, so it sorts first (by customer, then creation).
+    """
+    customer = min((c for c in data.customers if not c.is_system), key=lambda c: (c.name, c.id))
+    key = uuid.uuid5(uuid.NAMESPACE_OID, f"inserted-instance:{seed}:{number}")
+    created = min((i.created_at for i in data.instances), default=EPOCH)
+    created -= dt.timedelta(days=number)
+    return Instance(
+        id=global_id("Instance", key),
+        name=f"!new instance {number}",
+        customer_id=customer.id,
+        integration_id=data.integrations[0].id,
+        created_at=created,
+        updated_at=created,
+    )

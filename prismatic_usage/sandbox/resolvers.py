@@ -10,7 +10,9 @@ both kinds), date bounds are inclusive, ID arguments are global IDs.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
+import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
@@ -37,6 +39,11 @@ class ResolveContext:
     stuck_cursor: bool = False
     lie_total_count: int = 0
     denied_ids: frozenset[str] = frozenset()
+    #: Records created since the run began (``FaultPlan.insert_*``), listed first.
+    extra_customers: tuple[Customer, ...] = ()
+    extra_instances: tuple[Instance, ...] = ()
+    #: Seed of this request's order of tied usage rows; None keeps (key, id) order.
+    tie_order: str | None = None
 
 
 def _check_permission(ctx: ResolveContext, entity_id: str) -> None:
@@ -164,7 +171,7 @@ def resolve_customers(_source: Any, info: GraphQLResolveInfo[Any], **args: Any) 
     filters = [(_CUSTOMER_FILTERS[k], v) for k, v in args.items() if k in _CUSTOMER_FILTERS]
     rows = [
         c
-        for c in ctx.data.customers
+        for c in itertools.chain(ctx.extra_customers, ctx.data.customers)
         if _system_ok(c.is_system, args)
         and _time_ok(c.created_at, args, "createdAt")
         and _time_ok(c.updated_at, args, "updatedAt")
@@ -222,7 +229,7 @@ def resolve_instances(_source: Any, info: GraphQLResolveInfo[Any], **args: Any) 
         _record_id(args["customer"], ctx.data.customers_by_id, "customer")  # validate early
     rows = [
         i
-        for i in ctx.data.instances
+        for i in itertools.chain(ctx.extra_instances, ctx.data.instances)
         if not i.deleted
         and _system_ok(i.is_system, args)
         and _time_ok(i.created_at, args, "createdAt")
@@ -249,10 +256,27 @@ def _bounds(args: dict[str, Any], prefix: str, *, exact: bool) -> tuple[Any, Any
 
 
 def _ranged(
-    rows: SortedRows[T, K], low: K | None, high: K | None, args: dict[str, Any]
-) -> RowView[T]:
+    ctx: ResolveContext,
+    rows: SortedRows[T, K],
+    low: K | None,
+    high: K | None,
+    args: dict[str, Any],
+) -> Sequence[T]:
     start, stop = rows.span(low, high)
-    return RowView(rows.rows, start, stop, reverse=_descending(args))
+    view = RowView(rows.rows, start, stop, reverse=_descending(args))
+    if ctx.tie_order is None:
+        return view
+    # The fault: rows that tie on the one sort field come in this request's order.
+    rng = random.Random(ctx.tie_order)
+    keys = rows.keys[start:stop]
+    if _descending(args):
+        keys = keys[::-1]
+    shuffled: list[T] = []
+    for _, run in itertools.groupby(zip(keys, view, strict=True), key=lambda pair: pair[0]):
+        group = [row for _, row in run]
+        rng.shuffle(group)
+        shuffled.extend(group)
+    return shuffled
 
 
 def resolve_customer_total_usage_metrics(
@@ -272,7 +296,7 @@ def resolve_customer_total_usage_metrics(
         _check_permission(ctx, cid)
         rows = data.latest_daily_snapshots_of(cid) if latest else data.snapshots_of(cid)
     low, high = _bounds(args, "snapshotTime", exact=False)
-    return _finish(ctx, page_from(_ranged(rows, low, high, args), request), args)
+    return _finish(ctx, page_from(_ranged(ctx, rows, low, high, args), request), args)
 
 
 def resolve_instance_daily_usage_metrics(
@@ -292,7 +316,7 @@ def resolve_instance_daily_usage_metrics(
         _check_permission(ctx, iid)
         rows = ctx.data.metrics_of(iid)
     low, high = _bounds(args, "snapshotDate", exact=True)
-    return _finish(ctx, page_from(_ranged(rows, low, high, args), request), args)
+    return _finish(ctx, page_from(_ranged(ctx, rows, low, high, args), request), args)
 
 
 def resolve_org_daily_usage_metrics(
@@ -303,7 +327,7 @@ def resolve_org_daily_usage_metrics(
     _check_permission(ctx, ORG_TOTALS)
     request = PageRequest.from_args(args, info.field_name)
     low, high = _bounds(args, "snapshotDate", exact=True)
-    return _finish(ctx, page_from(_ranged(ctx.data.org_daily, low, high, args), request), args)
+    return _finish(ctx, page_from(_ranged(ctx, ctx.data.org_daily, low, high, args), request), args)
 
 
 def resolve_org_total_usage_metrics(
@@ -316,7 +340,7 @@ def resolve_org_total_usage_metrics(
     low, high = _bounds(args, "snapshotTime", exact=False)
     latest = bool(args.get("onlyLatestDailySnapshots"))
     rows = ctx.data.latest_daily_org_totals if latest else ctx.data.org_totals
-    return _finish(ctx, page_from(_ranged(rows, low, high, args), request), args)
+    return _finish(ctx, page_from(_ranged(ctx, rows, low, high, args), request), args)
 
 
 def resolve_customer(_source: Any, info: GraphQLResolveInfo[Any], id: str) -> Customer | None:
