@@ -7,6 +7,8 @@ pure functions over the daily frames. ``fetch_report`` does the first three
 steps in one call.
 """
 
+# First, before pandas and pyarrow load: one-line Ctrl-C/SIGTERM while the CLI starts.
+from . import _startup  # noqa: F401  (acts only when launched as the command line)
 from .audit import Audit, audit
 from .billing import Prices, billing_summary, compute_rollup, customer_period_rollup
 from .client import FetchProgress, fetch_usage, fetch_usage_async
