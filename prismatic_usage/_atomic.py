@@ -29,13 +29,21 @@ import secrets
 import shutil
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-__all__ = ["completed_commits", "deferred_signals", "fsync_dir", "replace_all", "write_temp"]
+__all__ = [
+    "completed_commits",
+    "deferred_signals",
+    "fsync_dir",
+    "remove",
+    "replace_all",
+    "temp_name",
+    "write_temp",
+]
 
 DEFERRED = (signal.SIGINT, signal.SIGTERM)
 """The signals :func:`deferred_signals` holds back."""
@@ -142,10 +150,18 @@ def replace_all(moves: Sequence[tuple[Path, Path]]) -> None:
             except BaseException:
                 _roll_back(moves, backups)
                 raise
+            finally:
+                remove(backup for backup, _ in planned)
             _completed += 1
     finally:
-        for backup, _ in planned:
-            backup.unlink(missing_ok=True)
+        remove(backup for backup, _ in planned)  # an interruption while backing up
+
+
+def remove(paths: Iterable[Path]) -> None:
+    """Delete ``paths`` that exist, with SIGINT/SIGTERM deferred so that all go."""
+    with deferred_signals():
+        for path in paths:
+            path.unlink(missing_ok=True)
 
 
 def _back_up(target: Path, backup: Path) -> None:

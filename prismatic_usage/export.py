@@ -251,8 +251,7 @@ def _write_atomically(jobs: Iterable[tuple[Path, Writer, pa.Table]]) -> None:
             "check that the directory is writable and has free space"
         ) from exc
     finally:
-        for temp, _ in done:
-            temp.unlink(missing_ok=True)
+        _atomic.remove(temp for temp, _ in done)
 
 
 def _apply(writer: Writer, table: pa.Table, fh: IO[bytes]) -> None:
