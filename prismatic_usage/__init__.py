@@ -9,6 +9,8 @@ steps in one call.
 
 import logging
 
+# First, before pandas and pyarrow load: one-line Ctrl-C/SIGTERM while the CLI starts.
+from . import _startup  # noqa: F401  (acts only when launched as the command line)
 from ._version import __version__
 from .audit import Audit, audit
 from .billing import Prices, billing_summary, compute_rollup, customer_period_rollup

@@ -1,4 +1,9 @@
-"""``python -m prismatic_usage``: see :mod:`prismatic_usage.cli`."""
+"""``python -m prismatic_usage``: see :mod:`prismatic_usage.cli`.
+
+Python imports the package (pandas, pyarrow...) before it runs this file, so
+Ctrl-C and SIGTERM during start-up are handled by :mod:`prismatic_usage._startup`,
+which the package imports first.
+"""
 
 import sys
 

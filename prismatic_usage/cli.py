@@ -20,7 +20,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from . import config
+from . import _startup, config
+from ._atomic import completed_commits
 from ._safe_text import one_line, redact, register_secret, scrub
 from .audit import audit
 from .billing import Prices, billing_summary
@@ -192,7 +193,6 @@ def _run(args: argparse.Namespace) -> int:
                 reconcile=args.reconcile,
             )
             paths = _write(args, report, prices)
-            args.written = paths
         else:
             with UsageStore(args.store).run() as run:
                 synced = run.sync(
@@ -215,7 +215,6 @@ def _run(args: argparse.Namespace) -> int:
                     final_after=args.final_after,
                 )
                 paths = _write(args, report, prices)
-                args.written = paths
                 run.add_outputs(paths)
     if not args.quiet:
         for path in paths:
@@ -337,7 +336,21 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code.
+
+    Signals: SIGTERM raises :class:`Terminated` where the program is, so it
+    unwinds like Ctrl-C (temporary files removed, the store's run marked
+    interrupted). The reports are moved into place all or nothing, with SIGINT
+    and SIGTERM deferred during the moves (:mod:`prismatic_usage._atomic`), so
+    a signal ends the run either before the set is replaced ("interrupted; no
+    report written": the previous reports are untouched) or after it ("interrupted
+    after the reports were written; ..."). Both exit 130 (SIGTERM: 143): the run
+    did not finish (no verdict for ``--strict``, no summary, no record of the
+    outputs in the store), so a scheduler must not count it as a success;
+    running it again rewrites the same set. Before this function runs,
+    :mod:`prismatic_usage._startup` gives the same one line during start-up.
+    """
+    _startup.hand_over()
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["sandbox"]:
         from .sandbox.command import run as run_sandbox
@@ -352,13 +365,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_.code or 0)
     _configure_logging(args.verbose)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    commits = completed_commits()
     try:
         return _run(args)
     except KeyboardInterrupt as exc:
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"
-        written = getattr(args, "written", None)
-        outcome = "after the reports were written" if written else "no report written"
-        print(f"prismatic-usage: {what}; {outcome}", file=sys.stderr)
+        if completed_commits() > commits:  # the whole new set is in place
+            print(
+                f"prismatic-usage: {what} after the reports were written; "
+                "they are complete, but the run did not finish",
+                file=sys.stderr,
+            )
+        else:
+            print(f"prismatic-usage: {what}; no report written", file=sys.stderr)
         return exit_code(exc)
     except PrismaticUsageError as exc:
         if args.verbose:

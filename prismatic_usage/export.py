@@ -3,8 +3,10 @@
 This is the only module that opens output files. Every file is written to a
 sibling temporary file (``.<name>.<random>.tmp`` in the same directory), flushed
 to disk, then moved over the target with :func:`os.replace`, so a reader sees
-either the old file or the complete new one, never a partial write. On any
-failure the temporary file is removed.
+either the old file or the complete new one, never a partial write. A set of
+files (:func:`write_reports`) is moved into place all or nothing, even when an
+exception or a signal (SIGINT, SIGTERM) lands between two moves: see
+:mod:`prismatic_usage._atomic`. On any failure no temporary file is left.
 
 CSV format
 ----------
@@ -27,9 +29,9 @@ would split the row on reading, hence the writer here.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
-import secrets
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO
@@ -40,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from . import _atomic
 from .columns import (
     CUSTOMER_INSTANCE,
     EXACT,
@@ -225,15 +228,22 @@ def _make_dir(directory: Path) -> None:
 
 
 def _write_atomically(jobs: Iterable[tuple[Path, Writer, pa.Table]]) -> None:
-    """Write every job to a temporary sibling, then move all of them into place."""
+    """Write every job to a temporary sibling, then move all of them into place at once.
+
+    All or nothing (see :mod:`prismatic_usage._atomic`): whatever ends the
+    write, an error or a signal, no temporary file is left and the targets are
+    either all new or all as before.
+    """
     done: list[tuple[Path, Path]] = []
     try:
         for target, writer, table in jobs:
-            done.append((_write_temp(target, writer, table), target))
+            temp = _atomic.temp_name(target)
+            done.append((temp, target))  # before writing: cleaned up however writing ends
+            _atomic.write_temp(temp, target, functools.partial(_apply, writer, table))
         for _, target in done:
             if target.is_dir():
                 raise IsADirectoryError(21, "a directory is in the way", str(target))
-        _replace_all(done)
+        _atomic.replace_all(done)
     except OSError as exc:
         where = exc.filename2 or exc.filename or "the output directory"
         raise OutputError(
@@ -241,62 +251,12 @@ def _write_atomically(jobs: Iterable[tuple[Path, Writer, pa.Table]]) -> None:
             "check that the directory is writable and has free space"
         ) from exc
     finally:
-        for temp, _ in done:
-            temp.unlink(missing_ok=True)
+        _atomic.remove(temp for temp, _ in done)
 
 
-def _replace_all(moves: list[tuple[Path, Path]]) -> None:
-    """Move every temp file onto its target; if one move fails, undo the others.
-
-    Existing targets are kept as hard-linked backups until all moves succeeded,
-    so a failure leaves the previous reports, not a mix of old and new.
-    """
-    backups: list[tuple[Path, Path]] = []
-    replaced: list[Path] = []
-    try:
-        for _, target in moves:
-            if target.exists():
-                backup = target.with_name(f".{target.name}.{os.getpid()}.bak")
-                backup.unlink(missing_ok=True)
-                try:
-                    os.link(target, backup)
-                except OSError:  # no hard links here: that file cannot be restored
-                    continue
-                backups.append((backup, target))
-        for temp, target in moves:
-            os.replace(temp, target)
-            replaced.append(target)
-    except OSError:
-        restored = {target for _, target in backups}
-        for backup, target in backups:
-            os.replace(backup, target)
-        for target in replaced:
-            if target not in restored:
-                target.unlink(missing_ok=True)
-        raise
-    finally:
-        for backup, _ in backups:
-            backup.unlink(missing_ok=True)
-
-
-def _write_temp(target: Path, writer: Writer, table: pa.Table) -> Path:
-    """Write ``table`` to a new temporary file next to ``target`` and return its path.
-
-    The file is created exclusively (``x``), so permissions follow the umask
-    like any new file, and it is removed again if writing fails.
-    """
-    temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(temp, "xb") as fh:
-            writer(table, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException as exc:
-        temp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename is None:
-            exc.filename = str(target)
-        raise
-    return temp
+def _apply(writer: Writer, table: pa.Table, fh: IO[bytes]) -> None:
+    """``writer(table, fh)``, in the argument order :func:`functools.partial` needs."""
+    writer(table, fh)
 
 
 def _reason(exc: OSError) -> str:

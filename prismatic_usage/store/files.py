@@ -14,7 +14,6 @@ import errno
 import fcntl
 import hashlib
 import os
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -22,6 +21,7 @@ from typing import IO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .._atomic import fsync_dir, temp_name, write_temp
 from ..errors import StoreError, StoreLockedError
 
 __all__ = [
@@ -33,15 +33,6 @@ __all__ = [
     "sha256_of",
     "write_parquet_atomically",
 ]
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename or a new entry in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def make_dirs(directory: Path) -> None:
@@ -59,12 +50,9 @@ def make_dirs(directory: Path) -> None:
 def atomic_write(target: Path, write: Callable[[IO[bytes]], object]) -> None:
     """Write ``target`` through ``write(fh)`` so that it appears whole or not at all."""
     make_dirs(target.parent)
-    temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    temp = temp_name(target)
     try:
-        with open(temp, "xb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+        write_temp(temp, target, write)
         os.replace(temp, target)
     except BaseException:
         temp.unlink(missing_ok=True)
