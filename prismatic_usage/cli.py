@@ -356,6 +356,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .sandbox.command import run as run_sandbox
 
         return run_sandbox(arguments[1:])
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return _main(arguments)
+    except KeyboardInterrupt as exc:  # while parsing or in `store info`: nothing written
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"prismatic-usage: {what}; no report written", file=sys.stderr)
+        return exit_code(exc)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(arguments: list[str]) -> int:
+    """:func:`main` once SIGTERM is handled: parse, run, say how it ended."""
     if arguments[:1] == ["store"]:
         return _store_command(arguments[1:])
     parser = build_parser()
@@ -364,7 +377,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     _configure_logging(args.verbose)
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     commits = completed_commits()
     try:
         return _run(args)
@@ -392,5 +404,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILURE
-    finally:
-        signal.signal(signal.SIGTERM, previous)
