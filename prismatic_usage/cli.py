@@ -26,7 +26,7 @@ from ._safe_text import one_line, redact, register_secret, scrub
 from .audit import audit
 from .billing import Prices, billing_summary
 from .cli_args import OneLineParser, UsageError, build_parser, resolve_range
-from .columns import CUSTOMER_INSTANCE, INSTANCE_COMPUTE
+from .columns import CUSTOMER_INSTANCE, INSTANCE_COMPUTE, with_column_names
 from .config import Connection, FetchOptions
 from .errors import (
     APIError,
@@ -280,13 +280,14 @@ def _write(args: argparse.Namespace, report: UsageReport, prices: Prices | None)
     if not extended:  # the frames were extended for the summary only
         customer = customer[CUSTOMER_INSTANCE.select(extended=False).names]
         compute = compute[INSTANCE_COMPUTE.select(extended=False).names]
+    named = [with_column_names(frame, args.column_names) for frame in (customer, compute, *extra)]
     return write_reports(
-        customer,
-        compute,
+        named[0],
+        named[1],
         args.output_dir,
         formats=("csv", "parquet") if args.format == "both" else (args.format,),
         excel_safe=args.excel_safe,
-        extra=extra,
+        extra=named[2:],
     )
 
 
