@@ -41,7 +41,7 @@ PAGE_INFO = {"hasNextPage": False, "startCursor": None, "endCursor": None}
 
 @pytest.fixture(scope="module")
 def small_org() -> OrgData:
-    return generate_org(seed=17, customers=8, start=START, days=3)
+    return generate_org(edge_cases=True, seed=17, customers=8, start=START, days=3)
 
 
 def fetch(sb: Sandbox, options: FetchOptions = QUICK) -> UsageRecords:
@@ -494,7 +494,7 @@ def test_ctrl_c_exits_promptly_and_writes_nothing(
 def test_a_server_that_starts_refusing_packs_mid_run_is_split_down_not_looped(
     make_sandbox: Callable[..., Sandbox],
 ) -> None:
-    data = generate_org(seed=23, customers=20, start=START, days=3)
+    data = generate_org(edge_cases=True, seed=23, customers=20, start=START, days=3)
     sb = make_sandbox(data=data)
     options = FetchOptions(requests_per_second=None, page_size=20)
 
