@@ -60,6 +60,15 @@ class Reconciliation:
     (``Date, Metric, Org Total, Report Total, Difference``), five rows a date.
     ``refused`` is the API's message when the token may not read the org
     totals (the frame is then empty).
+
+    Attributes
+    ----------
+    frame
+        The reconciliation frame, five rows (metrics) a date.
+    days
+        Days reconciled.
+    refused
+        Why the API refused the org totals, or ``None``.
     """
 
     frame: pd.DataFrame
