@@ -1,10 +1,29 @@
 """prismatic_usage: Prismatic usage metrics as billing-ready pandas frames.
 
+Quick start (the sandbox stands in for Prismatic; drop it and ``url=``/``token=``
+to read ``PRISMATIC_URL`` and ``PRISMATIC_API_KEY`` instead)::
+
+    from prismatic_usage import fetch_report, write_reports
+    from prismatic_usage.sandbox import Sandbox
+
+    with Sandbox() as sb:
+        report = fetch_report("2024-12-01", "2024-12-31", url=sb.url, token=sb.token)
+    frame = report.customer_instances  # one row per customer per day
+    print(frame[["Customer Name", "Date", "Deployed Instances"]].head())
+    for path in write_reports(frame, report.instance_compute, "usage-out"):
+        print("wrote", path)
+
 Data flows one way: the API (``fetch_usage``) -> raw records (``UsageRecords``)
 -> frames (``customer_instance_frame``, ``instance_compute_frame``) -> files
 (``write_reports``); billing views (``billing_summary`` and the roll-ups) are
 pure functions over the daily frames. ``fetch_report`` does the first three
 steps in one call.
+
+Public API: the names under FUNCTIONS, CLASSES and DATA below
+(``prismatic_usage.__all__``), and the submodules ``plots`` (matplotlib figures of
+the frames), ``sandbox`` (a local Prismatic API for tests and demos), ``billing``
+and ``columns`` (the frames' column specifications). The other modules listed
+under PACKAGE CONTENTS are internal and may change without notice.
 """
 
 import logging

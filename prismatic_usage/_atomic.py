@@ -24,6 +24,7 @@ ended a run landed before or after its reports were written.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -34,6 +35,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
+
+from .errors import OutputError
 
 __all__ = [
     "completed_commits",
@@ -64,6 +67,15 @@ def temp_name(target: Path) -> Path:
 def write_temp(temp: Path, target: Path, write: Callable[[IO[bytes]], object]) -> None:
     """Write ``temp`` (the future ``target``) through ``write(fh)``, flushed and fsynced.
 
+    Parameters
+    ----------
+    temp
+        The temporary file to create (from :func:`temp_name`).
+    target
+        The file ``temp`` will replace; named in errors.
+    write
+        Writes the content to the open binary file.
+
     The file is created exclusively (``x``), so permissions follow the umask
     like any new file, and it is removed again if anything goes wrong (any
     ``BaseException``). An ``OSError`` without a file name is given ``target``'s,
@@ -75,7 +87,8 @@ def write_temp(temp: Path, target: Path, write: Callable[[IO[bytes]], object]) -
             fh.flush()
             os.fsync(fh.fileno())
     except BaseException as exc:
-        temp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # never hide what went wrong behind a clean-up
+            temp.unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.filename is None:
             exc.filename = str(target)
         raise
@@ -94,6 +107,11 @@ def fsync_dir(directory: Path) -> None:
 def deferred_signals(signals: Sequence[int] = DEFERRED) -> Iterator[None]:
     """Hold ``signals`` back while the block runs; deliver them when it ends.
 
+    Parameters
+    ----------
+    signals
+        The signals to hold back (default SIGINT and SIGTERM).
+
     In the main thread, each signal with a Python-level handler (not ignored)
     gets a handler that only records it; on leaving, the previous handlers are
     restored and each recorded signal is raised again with
@@ -107,24 +125,54 @@ def deferred_signals(signals: Sequence[int] = DEFERRED) -> Iterator[None]:
     def record(signum: int, _frame: FrameType | None) -> None:
         caught.append(signum)
 
-    previous: dict[int, Callable[[int, FrameType | None], Any] | int] = {}
-    if threading.current_thread() is threading.main_thread():
-        for signum in signals:
-            handler = signal.getsignal(signum)
-            if handler is not None and handler != signal.SIG_IGN:
-                previous[signum] = handler
-                signal.signal(signum, record)
+    previous: dict[int, _Handler] = {}
     try:
+        # Installed inside the try: a signal between two installs (its old handler
+        # raising) still gets every installed handler put back.
+        if threading.current_thread() is threading.main_thread():
+            for signum in signals:
+                handler = signal.getsignal(signum)
+                if handler is not None and handler != signal.SIG_IGN:
+                    previous[signum] = handler
+                    signal.signal(signum, record)
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        _restore(list(previous.items()))
         for signum in dict.fromkeys(caught):
             signal.raise_signal(signum)
 
 
+_Handler = Callable[[int, FrameType | None], Any] | int
+
+
+def _restore(handlers: list[tuple[int, _Handler]]) -> None:
+    """Put every ``(signal, handler)`` back, even when a signal delivered to an
+    already restored handler raises while the others are still being restored;
+    that exception is raised once all are back."""
+    pending = list(handlers)
+    error: BaseException | None = None
+    while pending:
+        try:
+            for item in list(pending):
+                signal.signal(*item)
+                pending.remove(item)
+        except BaseException as exc:  # e.g. KeyboardInterrupt from a restored handler
+            error = error or exc
+    if error is not None:
+        raise error
+
+
 def replace_all(moves: Sequence[tuple[Path, Path]]) -> None:
     """Move every ``(temp, target)`` into place: all of them, or none.
+
+    Parameters
+    ----------
+    moves
+        ``(temporary file, target)`` pairs, the temporary files fully written.
+
+    Raises ``OutputError`` (naming the files and their kept backups) in the rare
+    case that a rollback itself fails, e.g. a file system that turned read-only
+    between two moves: the set is then mixed, and the error says so.
 
     On any exception or signal the previous targets are restored and new ones
     removed; backups are always removed. Signals are deferred during the moves
@@ -136,6 +184,7 @@ def replace_all(moves: Sequence[tuple[Path, Path]]) -> None:
         (target.with_name(f".{target.name}.{os.getpid()}.bak"), target) for _, target in moves
     ]
     backups: list[tuple[Path, Path]] = []
+    kept: set[Path] = set()  # backups whose restore failed: the only copy of the old file
     try:
         for backup, target in planned:
             if target.exists():
@@ -147,21 +196,32 @@ def replace_all(moves: Sequence[tuple[Path, Path]]) -> None:
                     os.replace(temp, target)
                 for directory in dict.fromkeys(target.parent for _, target in moves):
                     fsync_dir(directory)
-            except BaseException:
-                _roll_back(moves, backups)
+            except BaseException as exc:
+                unrestored = _roll_back(moves, backups)
+                if unrestored:
+                    kept = {backup for backup, _ in backups if backup in unrestored}
+                    raise _mixed_set(exc, unrestored) from exc
                 raise
             finally:
-                remove(backup for backup, _ in planned)
+                remove(backup for backup, _ in planned if backup not in kept)
             _completed += 1
-    finally:
-        remove(backup for backup, _ in planned)  # an interruption while backing up
+    finally:  # an interruption while backing up
+        remove(backup for backup, _ in planned if backup not in kept)
 
 
 def remove(paths: Iterable[Path]) -> None:
-    """Delete ``paths`` that exist, with SIGINT/SIGTERM deferred so that all go."""
+    """Delete ``paths`` that exist, with SIGINT/SIGTERM deferred so that all go.
+
+    Parameters
+    ----------
+    paths
+        Temporary files or backups. One that cannot be deleted (a read-only file
+        system) is left: a clean-up never replaces the error that caused it.
+    """
     with deferred_signals():
         for path in paths:
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
 
 
 def _back_up(target: Path, backup: Path) -> None:
@@ -173,15 +233,41 @@ def _back_up(target: Path, backup: Path) -> None:
         shutil.copy2(target, backup)
 
 
-def _roll_back(moves: Sequence[tuple[Path, Path]], backups: list[tuple[Path, Path]]) -> None:
+def _roll_back(
+    moves: Sequence[tuple[Path, Path]], backups: list[tuple[Path, Path]]
+) -> dict[Path, Path]:
     """Put every backed-up target back and remove the targets that are new.
 
     A move happened when its temporary file is gone: that holds even when the
     interruption came after :func:`os.replace` did its work but before it returned.
+    Every step is tried, whatever fails; returns ``{backup or temp: target}`` for
+    the targets that could not be put back (the backup then stays).
     """
-    restored = {target for _, target in backups}
+    failed: dict[Path, Path] = {}
+    moved = {target for temp, target in moves if not temp.exists()}
     for backup, target in backups:
-        os.replace(backup, target)
+        if target not in moved:
+            continue  # never replaced: it still holds its old content
+        try:
+            os.replace(backup, target)
+        except OSError:
+            failed[backup] = target
+    backed_up = {target for _, target in backups}
     for temp, target in moves:
-        if target not in restored and not temp.exists():
-            target.unlink(missing_ok=True)
+        if target not in backed_up and not temp.exists():
+            try:
+                target.unlink(missing_ok=True)
+            except OSError:
+                failed[temp] = target
+    return failed
+
+
+def _mixed_set(cause: BaseException, unrestored: dict[Path, Path]) -> OutputError:
+    """The one error a failed rollback gives: which files are new and where the old ones are."""
+    kept = [backup.name for backup in unrestored if backup.name.endswith(".bak")]
+    new = ", ".join(sorted(target.name for target in unrestored.values()))
+    where = f"; the previous versions are kept as {', '.join(sorted(kept))}" if kept else ""
+    return OutputError(
+        f"the report set is mixed: writing failed ({type(cause).__name__}: {cause}) and "
+        f"{new} could not be put back{where}; fix the file system and run again"
+    )

@@ -118,9 +118,19 @@ class Column:
 class FrameSpec:
     """An ordered column declaration for one report.
 
-    ``stem`` names the output files (``<stem>.csv``, ``<stem>.parquet``).
     Extended columns are kept after all others (whatever order they are
-    declared in), and ``naming`` says which names the columns carry.
+    declared in).
+
+    Attributes
+    ----------
+    stem
+        Names the output files (``<stem>.csv``, ``<stem>.parquet``).
+    columns
+        The columns, in order.
+    keys
+        The natural key: the columns whose values identify a row.
+    naming
+        ``"original"`` (report headers) or ``"snake"``: which names ``columns`` carry.
     """
 
     stem: str
@@ -134,7 +144,13 @@ class FrameSpec:
         object.__setattr__(self, "columns", basic + tuple(c for c in self.columns if c.extended))
 
     def named(self, column_names: str) -> FrameSpec:
-        """This declaration with ``"original"`` headers or ``"snake"`` names."""
+        """This declaration with other names.
+
+        Parameters
+        ----------
+        column_names
+            ``"original"`` for the report headers, ``"snake"`` for identifier-safe names.
+        """
         check_column_names(column_names)
         if column_names == self.naming:
             return self
@@ -152,7 +168,12 @@ class FrameSpec:
     def select(self, *, extended: bool, optional: Collection[str] = ()) -> FrameSpec:
         """A variant: basic (no extended columns) or extended, plus the named optional columns.
 
-        Raises ``ValueError`` if ``optional`` names a column that is not declared optional.
+        Parameters
+        ----------
+        extended
+            Keep the extended columns.
+        optional
+            The optional columns to keep; ``ValueError`` if one is not declared optional.
         """
         unknown = set(optional) - {c.name for c in self.columns if c.optional}
         if unknown:
@@ -193,8 +214,12 @@ class FrameSpec:
     def build(self, data: Mapping[str, Any]) -> pd.DataFrame:
         """A frame from one array per declared column, cast to the declared dtypes.
 
-        Raises ``KeyError`` if a declared column is missing and ``ValueError`` if
-        there are undeclared ones, so a pipeline cannot drift from its declaration.
+        Parameters
+        ----------
+        data
+            Column name -> values. ``KeyError`` if a declared column is missing
+            and ``ValueError`` if there are undeclared ones, so a pipeline cannot
+            drift from its declaration.
         """
         extra = set(data) - set(self.names)
         if extra:

@@ -31,7 +31,19 @@ _UTC = zoneinfo.ZoneInfo("UTC")
 
 @dataclass(frozen=True)
 class Audit:
-    """What is not clean in a report (all zero/empty: clean)."""
+    """What is not clean in a report (all zero/empty: clean).
+
+    Attributes
+    ----------
+    open_days
+        Days of the range not yet final (their numbers may still grow).
+    gappy_customer_days
+        Customer-days (of customers with data in the range) lacking some hour's snapshot.
+    reconciliation_days
+        Days whose report totals differ from Prismatic's org totals.
+    reconciled
+        Whether the report was reconciled at all.
+    """
 
     open_days: int
     #: Customer-days (of customers with data in the range) lacking some hour's snapshot.

@@ -16,6 +16,7 @@ import logging
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -357,7 +358,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .sandbox.command import run as run_sandbox
 
         return run_sandbox(arguments[1:])
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    # Only the main thread may install handlers (main() may run in a worker thread).
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
         return _main(arguments)
     except KeyboardInterrupt as exc:  # while parsing or in `store info`: nothing written
@@ -365,7 +368,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"prismatic-usage: {what}; no report written", file=sys.stderr)
         return exit_code(exc)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _main(arguments: list[str]) -> int:

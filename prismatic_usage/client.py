@@ -127,6 +127,9 @@ async def fetch_usage_async(
         Stack URL and API token; default to ``PRISMATIC_URL`` (else
         ``https://app.prismatic.io``) and ``PRISMATIC_API_KEY`` (else
         ``PRISM_ACCESS_TOKEN``). Ignored when ``connection`` is given.
+    connection
+        A resolved :class:`Connection` (from :func:`resolve_connection`), instead
+        of ``url`` and ``token``.
     tz
         IANA zone whose midnights bound the days (the frames must use the same).
     options
@@ -316,7 +319,48 @@ def fetch_usage(
     progress: ProgressArg = True,
     org_totals: bool = False,
 ) -> UsageRecords:
-    """Synchronous :func:`fetch_usage_async`; also works inside Jupyter's running loop."""
+    """Fetch customers, instances, hourly snapshots and daily metrics for a date range.
+
+    The synchronous form of :func:`fetch_usage_async`; it also works inside
+    Jupyter's running event loop (no ``nest_asyncio``).
+
+    Parameters
+    ----------
+    start, end
+        Inclusive calendar days (``date`` or ``"YYYY-MM-DD"``) in ``tz``. Snapshots are
+        those from ``start 00:00`` to the last microsecond of ``end`` in ``tz``;
+        daily metrics those whose ``snapshotDate`` lies in the range.
+    url, token
+        Stack URL and API token; default to ``PRISMATIC_URL`` (else
+        ``https://app.prismatic.io``) and ``PRISMATIC_API_KEY`` (else
+        ``PRISM_ACCESS_TOKEN``). Ignored when ``connection`` is given.
+    connection
+        A resolved :class:`Connection` (from :func:`resolve_connection`), instead
+        of ``url`` and ``token``.
+    tz
+        IANA zone whose midnights bound the days, e.g. ``"Europe/Berlin"``.
+    options
+        Tuning knobs (:class:`FetchOptions`): concurrency, pace, page size, packing.
+    progress
+        ``True`` (default) shows a tqdm bar when stderr is a terminal or in
+        Jupyter; ``False`` shows none; a callable receives a
+        :class:`FetchProgress` after every request instead.
+    org_totals
+        Also fetch Prismatic's own org-wide totals for the range
+        (``records.org_totals``), to check the reports against
+        (:func:`prismatic_usage.reconcile`).
+
+    Returns
+    -------
+    UsageRecords
+        Non-system customers and instances, their snapshots and daily metrics,
+        and the fetch statistics.
+
+    Raises
+    ------
+    AuthenticationError, ConfigurationError, QueryError, PaginationError,
+    MalformedResponseError, RetriesExhaustedError
+    """
     return run_sync(
         fetch_usage_async(
             start,

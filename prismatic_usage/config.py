@@ -61,7 +61,21 @@ def _mask(secret: str | None) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class Connection:
-    """Where the API is and how to authenticate; the repr never shows a token."""
+    """Where the API is and how to authenticate; the repr never shows a token.
+
+    Build it with :func:`resolve_connection` rather than by hand.
+
+    Attributes
+    ----------
+    base_url
+        The stack's URL without a path, e.g. ``https://app.prismatic.io``.
+    token
+        The API access token.
+    refresh_token
+        Optional token exchanged for a new access token when the old one expires.
+    tenant_id
+        Optional tenant sent with a refresh.
+    """
 
     base_url: str
     token: str = field(repr=False)
@@ -89,7 +103,13 @@ class Connection:
         )
 
     def with_token(self, token: str) -> Connection:
-        """The same connection with a new access token (after a refresh)."""
+        """The same connection with a new access token (after a refresh).
+
+        Parameters
+        ----------
+        token
+            The new access token.
+        """
         return Connection(
             base_url=self.base_url,
             token=token,
@@ -185,6 +205,21 @@ def resolve_connection(
     Refresh token (optional): ``refresh_token`` > ``PRISMATIC_REFRESH_TOKEN`` >
     ``PRISM_REFRESH_TOKEN``.
 
+    Parameters
+    ----------
+    url
+        The stack, e.g. ``https://app.prismatic.io`` (a region's or a private stack's URL).
+    token
+        An API access token (``prism me:token``).
+    refresh_token
+        Optional: lets a long run exchange it for a new access token when the old one expires.
+    env
+        The environment to read instead of ``os.environ`` (for tests and services).
+
+    Returns
+    -------
+    Connection
+
     Raises
     ------
     AuthenticationError
@@ -228,6 +263,8 @@ def secrets_in_environment(env: Mapping[str, str] | None = None) -> tuple[str, .
 class FetchOptions:
     """How hard to push the API. The defaults are safe against the real one.
 
+    Parameters
+    ----------
     concurrency
         Requests in flight at once.
     requests_per_second

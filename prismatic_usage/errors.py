@@ -45,7 +45,14 @@ __all__ = [
 
 
 class PrismaticUsageError(Exception):
-    """Base class of every error this library raises on purpose."""
+    """Base class of every error this library raises on purpose.
+
+    Parameters
+    ----------
+    *args
+        As for :class:`Exception`; a message (the first) is made one line, with
+        any token redacted.
+    """
 
     def __init__(self, *args: object) -> None:
         if args and isinstance(args[0], str):
@@ -58,7 +65,15 @@ class ConfigurationError(PrismaticUsageError, ValueError):
 
 
 class AuthenticationError(PrismaticUsageError):
-    """The API refused the token (HTTP 401/403), or no token was given."""
+    """The API refused the token (HTTP 401/403), or no token was given.
+
+    Parameters
+    ----------
+    message
+        What happened and what to do, one line.
+    status
+        The HTTP status, or ``None`` when no request was made.
+    """
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
@@ -74,6 +89,15 @@ class QueryError(APIError):
 
     ``errors`` holds the error objects as the server sent them; ``context``
     names the query and the customer or instance it concerned.
+
+    Parameters
+    ----------
+    message
+        What happened, one line.
+    errors
+        The GraphQL error objects, as sent.
+    context
+        The query and the customer or instance it concerned.
     """
 
     def __init__(
@@ -93,7 +117,17 @@ class PaginationError(APIError):
 
 
 class RetriesExhaustedError(PrismaticUsageError):
-    """A request kept failing with transient errors until the retry budget ran out."""
+    """A request kept failing with transient errors until the retry budget ran out.
+
+    Parameters
+    ----------
+    message
+        What failed and the last error, one line.
+    attempts
+        How many times the request was tried.
+    last_status
+        The last HTTP status, or ``None`` for a network error.
+    """
 
     def __init__(self, message: str, *, attempts: int, last_status: int | None) -> None:
         super().__init__(message)

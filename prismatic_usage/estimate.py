@@ -27,6 +27,21 @@ class FetchEstimate:
     instance a day, so the page counts are upper estimates for sparse data. With
     ``org_wide`` on, the daily-metrics probe is assumed refused, as current
     Prismatic does, and metrics are counted per instance.
+
+    Attributes
+    ----------
+    start, end
+        The range estimated (inclusive days).
+    customers, instances
+        Non-system customers and instances listed.
+    snapshot_pages, metric_pages
+        Pages of hourly snapshots and of daily metrics to fetch (upper estimates).
+    requests
+        HTTP requests the fetch would make (pages packed per request).
+    seconds
+        Estimated duration at the options' pace; ``None`` when unpaced.
+    list_requests
+        Requests already spent listing customers and instances.
     """
 
     start: dt.date
@@ -53,7 +68,18 @@ class FetchEstimate:
     ) -> FetchEstimate:
         """The estimate for these counts; pure arithmetic, no network.
 
-        ``days`` overrides the number of days to fetch (a store lacks only some).
+        Parameters
+        ----------
+        start, end
+            The range (inclusive days).
+        customers, instances
+            How many non-system customers and instances there are.
+        options
+            The fetch options (page size, packing, pace, ``org_wide``).
+        list_requests
+            Requests already spent listing (added to the estimate's record).
+        days
+            Overrides the number of days to fetch (a store lacks only some).
         """
         days = (end - start).days + 1 if days is None else days
         if days == 0:
@@ -114,8 +140,23 @@ async def estimate_fetch_async(
 ) -> FetchEstimate:
     """List customers and instances only, and estimate the cost of :func:`fetch_usage`.
 
-    ``days`` (default: the whole range) is how many of the range's days to
-    count, e.g. those a usage store lacks (``UsageStore.missing_days``).
+    Parameters
+    ----------
+    start, end
+        Inclusive calendar days (``date`` or ``"YYYY-MM-DD"``) in ``tz``.
+    url, token, connection
+        Where to fetch from, as for :func:`fetch_usage`.
+    tz
+        IANA zone whose midnights bound the days.
+    options
+        Fetch tuning (:class:`FetchOptions`); page size and packing change the estimate.
+    days
+        How many of the range's days to count (default: all), e.g. those a
+        usage store lacks (``UsageStore.missing_days``).
+
+    Returns
+    -------
+    FetchEstimate
     """
     request = FetchRequest.resolve(start, end, url, token, connection, tz, options)
     collector = Collector()
@@ -146,7 +187,28 @@ def estimate_fetch(
     options: FetchOptions | None = None,
     days: int | None = None,
 ) -> FetchEstimate:
-    """Synchronous :func:`estimate_fetch_async` (also inside Jupyter)."""
+    """List customers and instances only, and estimate the cost of :func:`fetch_usage`.
+
+    The synchronous form of :func:`estimate_fetch_async` (also inside Jupyter).
+
+    Parameters
+    ----------
+    start, end
+        Inclusive calendar days (``date`` or ``"YYYY-MM-DD"``) in ``tz``.
+    url, token, connection
+        Where to fetch from, as for :func:`fetch_usage`.
+    tz
+        IANA zone whose midnights bound the days.
+    options
+        Fetch tuning (:class:`FetchOptions`); page size and packing change the estimate.
+    days
+        How many of the range's days to count (default: all), e.g. those a
+        usage store lacks (``UsageStore.missing_days``).
+
+    Returns
+    -------
+    FetchEstimate
+    """
     return run_sync(
         estimate_fetch_async(
             start,

@@ -30,6 +30,7 @@ would split the row on reading, hence the writer here.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -47,6 +48,7 @@ from .columns import (
     CUSTOMER_INSTANCE,
     EXACT,
     INSTANCE_COMPUTE,
+    REPORTS,
     FrameSpec,
     check_column,
     spec_for_columns,
@@ -54,6 +56,8 @@ from .columns import (
 from .errors import ConfigurationError, OutputError
 
 __all__ = ["FORMATS", "write_csv", "write_parquet", "write_reports"]
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("csv", "parquet")
 """The output formats :func:`write_reports` accepts."""
@@ -210,7 +214,26 @@ def write_reports(
         for fmt in dict.fromkeys(formats)
     ]
     _write_atomically(jobs)
-    return [target for target, *_ in jobs]
+    written = [target for target, *_ in jobs]
+    _warn_of_stale_reports(directory, written)
+    return written
+
+
+def _warn_of_stale_reports(directory: Path, written: list[Path]) -> None:
+    """Say so when report files this run did not write sit beside the ones it did.
+
+    A run with fewer formats or reports than an earlier one into the same
+    directory leaves the earlier files; they are the user's, so they are named,
+    not deleted.
+    """
+    known = {directory / f"{spec.stem}.{fmt}" for spec in REPORTS for fmt in FORMATS}
+    stale = sorted(path.name for path in known - set(written) if path.is_file())
+    if stale:
+        log.warning(
+            "%s also holds %s from an earlier run (not rewritten by this one)",
+            directory,
+            ", ".join(stale),
+        )
 
 
 # -- atomic writing ---------------------------------------------------------------------------

@@ -9,16 +9,18 @@ Jupyter, where a figure that ends a cell is drawn inline (after
 matplotlib is an optional dependency: ``pip install 'prismatic-usage[notebook]'``.
 
 Names are shown as the font can draw them: whitespace (newlines included) is
-collapsed, long names are shortened with "…", and a character none of the
-fonts in ``rcParams["font.family"]`` has becomes "?" instead of a warning and a
-blank box. To draw, say, Japanese names, put a font that has them in that list
+collapsed and long names are shortened with "…". A name with a character none
+of the fonts in ``rcParams["font.family"]`` has (say, Japanese, with matplotlib's
+default DejaVu Sans) is labelled by what can be drawn of it and the end of its ID
+(``"Customer …a1b2c3"`` when nothing can), instead of blank boxes and a warning.
+To draw such names as they are, add a font that has them to that list, which
+matplotlib falls back through
 (``matplotlib.rcParams["font.family"] = ["DejaVu Sans", "Noto Sans CJK JP"]``).
 Two customers with the same name are told apart by the end of their IDs.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ._plot_labels import MAX_NAME as MAX_NAME  # longest name shown in full
+from ._plot_labels import customer_labels, labels
 from .billing import MB_PER_GB
 
 if TYPE_CHECKING:
@@ -38,8 +42,6 @@ MISSING_MATPLOTLIB = "plots need matplotlib: pip install 'prismatic-usage[notebo
 
 #: Figure size in inches (at matplotlib's default 100 dpi: 1000 x 500 pixels).
 FIGSIZE = (10.0, 5.0)
-#: Longest name shown in full; longer ones end in "…".
-MAX_NAME = 40
 #: A log scale is used for compute once the largest bar is this many times the smallest.
 LOG_SCALE_RATIO = 1000.0
 
@@ -98,8 +100,8 @@ def plot_deployed_instances(customer_frame: pd.DataFrame, *, top: int = 8) -> Fi
     if ranked.empty:
         return _no_data(fig, ax)
     days = _day_range(customer_frame["Date"])
-    labels = _labels(ranked["name"], ranked["Customer ID"], customer_frame)
-    for customer_id, label in zip(ranked["Customer ID"], labels, strict=True):
+    names = customer_labels(ranked["name"], ranked["Customer ID"], customer_frame)
+    for customer_id, label in zip(ranked["Customer ID"], names, strict=True):
         rows = customer_frame[customer_frame["Customer ID"] == customer_id]
         values = _on_days(days, rows["Date"], rows["Deployed Instances"].to_numpy(float))
         ax.plot(days, values, marker="o", markersize=3, linewidth=1.5, label=label)
@@ -214,14 +216,12 @@ def plot_top_compute(compute_frame: pd.DataFrame, *, top: int = 10) -> Figure:
         ax.set_xlabel("Execution compute (GB-seconds; 1 GB = 1024 MB)")
         return _no_data(fig, ax)
     gb = totals["mb"].to_numpy(float) / MB_PER_GB
-    customers = _labels(totals["customer"], totals["customer_id"], compute_frame)
-    names = [
-        f"{customer} — {_clean(str(instance))}"
-        for customer, instance in zip(customers, totals["instance"], strict=True)
-    ]
+    customers = customer_labels(totals["customer"], totals["customer_id"], compute_frame)
+    instances_ = labels(totals["instance"], totals["Instance ID"], "Instance")
+    names = [f"{c} — {i}" for c, i in zip(customers, instances_, strict=True)]
     positions = np.arange(len(gb))
     bars = ax.barh(positions, gb, color=_SUCCESS_COLOUR)
-    ax.set_yticks(positions, _renderable(names))
+    ax.set_yticks(positions, names)
     ax.invert_yaxis()  # largest on top
     ax.bar_label(bars, labels=[_si(v) for v in gb], padding=3, fontsize="small")
     log = float(gb.max()) > LOG_SCALE_RATIO * float(gb.min())
@@ -281,7 +281,9 @@ def plot_coverage(coverage: pd.DataFrame, *, top: int = 30) -> Figure:
     image = ax.imshow(grid, aspect="auto", vmin=0.0, vmax=1.0, cmap="viridis",
                       interpolation="nearest")  # fmt: skip
     ax.set_yticks(range(len(ranked)))
-    ax.set_yticklabels(_labels(ranked["name"], ranked["Customer ID"], coverage), fontsize="small")
+    ax.set_yticklabels(
+        customer_labels(ranked["name"], ranked["Customer ID"], coverage), fontsize="small"
+    )
     step = max(1, len(days) // 10)
     ax.set_xticks(range(0, len(days), step))
     ax.set_xticklabels([str(day) for day in days[::step]], rotation=45, ha="right")
@@ -345,54 +347,6 @@ def _date_axis(ax: Axes) -> None:
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(dates.ConciseDateFormatter(locator))
     ax.grid(axis="y", alpha=0.3)
-
-
-def _clean(name: str) -> str:
-    """One line, at most :data:`MAX_NAME` characters."""
-    text = " ".join(name.split())
-    return text if len(text) <= MAX_NAME else text[: MAX_NAME - 1].rstrip() + "…"
-
-
-def _labels(names: Iterable[Any], ids: Iterable[Any], frame: pd.DataFrame) -> list[str]:
-    """Display names, with the end of the ID appended where ``frame`` has the name twice."""
-    known = frame[["Customer ID", "Customer Name"]].drop_duplicates()
-    counts = known["Customer Name"].astype(str).map(_clean).value_counts()
-    shared = set(counts[counts > 1].index)
-    labels = []
-    for name, id_ in zip(names, ids, strict=True):
-        label = _clean(str(name))
-        labels.append(f"{label} (…{str(id_).rstrip('=')[-6:]})" if label in shared else label)
-    return _renderable(labels)
-
-
-def _renderable(texts: Sequence[str]) -> list[str]:
-    """Each text with the characters no configured font can draw replaced by "?"."""
-    covered = _covered()
-    return ["".join(c if ord(c) in covered else "?" for c in text) for text in texts]
-
-
-def _covered() -> frozenset[int]:
-    """Code points the fonts of ``rcParams["font.family"]`` (as matplotlib resolves them) have."""
-    from matplotlib import rcParams
-    from matplotlib.font_manager import FontProperties, findfont
-
-    paths: list[str] = []
-    for family in rcParams["font.family"]:
-        try:
-            paths.append(findfont(FontProperties(family=[family]), fallback_to_default=False))
-        except ValueError:  # not installed: matplotlib skips it too
-            continue
-    return _charmap(tuple(paths))
-
-
-@functools.cache
-def _charmap(paths: tuple[str, ...]) -> frozenset[int]:
-    from matplotlib.font_manager import get_font
-
-    codes: set[int] = {ord(" ")}
-    for path in paths:
-        codes.update(get_font(path).get_charmap())
-    return frozenset(codes)
 
 
 def _si(value: float) -> str:

@@ -61,6 +61,15 @@ class Reconciliation:
     ``refused`` is the API's message when the token may not read the org
     totals (the frame is then empty). The frame keeps the report headers
     whatever the report's naming; ``with_column_names(frame, "snake")`` renames it.
+
+    Attributes
+    ----------
+    frame
+        The reconciliation frame, five rows (metrics) a date.
+    days
+        Days reconciled.
+    refused
+        Why the API refused the org totals, or ``None``.
     """
 
     frame: pd.DataFrame

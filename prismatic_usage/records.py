@@ -266,7 +266,31 @@ def one_row_per_key(table: pa.Table, keys: Sequence[str], *, keep: str = "first"
 
 @dataclass(frozen=True)
 class FetchStats:
-    """What a fetch cost: how many requests, pages and retries, and how long it took."""
+    """What a fetch cost: how many requests, pages and retries, and how long it took.
+
+    Attributes
+    ----------
+    requests
+        HTTP requests made.
+    page_units
+        Pages fetched (a packed request carries several).
+    retries, throttled
+        Requests retried, and of those answered HTTP 429.
+    splits
+        Packs split after the server refused them or they were too large.
+    pack
+        Pages packed per request at the end of the fetch.
+    duplicates_dropped
+        Records the API sent twice (across pages), kept once.
+    rows
+        Records kept.
+    seconds
+        Wall-clock duration.
+    org_wide_snapshots, org_wide_metrics
+        Whether one org-wide query served that stream (else one per entity).
+    max_in_flight
+        Most requests in flight at once.
+    """
 
     requests: int = 0
     page_units: int = 0
@@ -298,6 +322,15 @@ class OrgTotals:
     per ``snapshotDate``), ``hourly`` the hourly ``orgTotalUsageMetrics``
     snapshots (``deployedInstanceCount``). ``refused`` is the API's message
     when the token may not read them (both tables are then empty).
+
+    Attributes
+    ----------
+    daily
+        Arrow table of the org's daily totals.
+    hourly
+        Arrow table of the org's hourly snapshots.
+    refused
+        Why the API refused them, or ``None``.
     """
 
     daily: pa.Table = field(default_factory=ORG_DAILY_SCHEMA.empty_table)
@@ -309,7 +342,21 @@ class OrgTotals:
 class UsageRecords:
     """Everything fetched for one date range, as raw typed tables.
 
-    ``start`` and ``end`` are inclusive calendar days in ``tz``.
+    Attributes
+    ----------
+    start, end
+        Inclusive calendar days in ``tz``.
+    tz
+        IANA zone whose midnights bound the days.
+    customers, instances, snapshots, daily_metrics
+        Arrow tables of non-system customers, instances, hourly snapshots and
+        daily metrics (schemas in :mod:`prismatic_usage.records`).
+    stats
+        What the fetch cost (:class:`FetchStats`).
+    fetched_at
+        When the fetch (or the store's sync) started; frames judge finality against it.
+    org_totals
+        The org totals for the range, when asked for (``org_totals=True``).
     """
 
     start: dt.date
@@ -326,11 +373,23 @@ class UsageRecords:
     org_totals: OrgTotals | None = None
 
     def with_fetched_at(self, moment: dt.datetime) -> UsageRecords:
-        """The same records, marked as fetched at ``moment`` (timezone-aware)."""
+        """The same records, marked as fetched at another moment.
+
+        Parameters
+        ----------
+        moment
+            Timezone-aware time the fetch started.
+        """
         return dataclasses.replace(self, fetched_at=moment)
 
     def with_stats(self, stats: FetchStats) -> UsageRecords:
-        """The same records with other fetch statistics (e.g. of the sync that stored them)."""
+        """The same records with other fetch statistics.
+
+        Parameters
+        ----------
+        stats
+            The statistics to carry, e.g. of the sync that stored the records.
+        """
         return dataclasses.replace(self, stats=stats)
 
     @property

@@ -31,6 +31,21 @@ class UsageReport:
     ``reconciliation`` is set when the org totals were fetched
     (``fetch_report(..., reconcile=True)``); ``coverage`` is each customer's
     snapshot coverage per day, for a heatmap.
+
+    Attributes
+    ----------
+    customer_instances
+        The daily customer frame (:func:`customer_instance_frame`).
+    instance_compute
+        The daily compute frame (:func:`instance_compute_frame`).
+    records
+        The raw records both came from (:class:`UsageRecords`).
+    reconciliation
+        The check against Prismatic's org totals, or ``None``.
+    final_after
+        Hours after a day's end from which it counts as final.
+    column_names
+        ``"original"`` or ``"snake"``: the naming of both frames and ``coverage``.
     """
 
     customer_instances: pd.DataFrame
@@ -108,7 +123,47 @@ async def fetch_report_async(
     reconcile: bool = False,
     column_names: str = "original",
 ) -> UsageReport:
-    """Fetch ``start``..``end`` (inclusive) and build both frames; see :func:`fetch_report`."""
+    """Fetch ``start``..``end`` (inclusive) and build both frames; ``await``-able :func:`fetch_report`.
+
+    Parameters
+    ----------
+    start, end
+        Inclusive calendar days (``date`` or ``"YYYY-MM-DD"``) in ``tz``.
+    url, token
+        Stack URL and API token; default to ``PRISMATIC_URL`` (else
+        ``https://app.prismatic.io``) and ``PRISMATIC_API_KEY`` (else
+        ``PRISM_ACCESS_TOKEN``). Ignored when ``connection`` is given.
+    connection
+        A resolved :class:`Connection` (from :func:`resolve_connection`), instead
+        of ``url`` and ``token``.
+    tz
+        IANA zone whose midnights bound the days, e.g. ``"Europe/Berlin"``.
+    options
+        Tuning knobs (:class:`FetchOptions`): concurrency, pace, page size, packing.
+    extended
+        Add the external ID, integration name and snapshot-count columns.
+    progress
+        ``True`` (default) shows a tqdm bar when stderr is a terminal or in
+        Jupyter; ``False`` shows none; a callable receives a
+        :class:`FetchProgress` after every request instead.
+    store
+        A :class:`UsageStore` or its directory: fetch only what it lacks and build
+        the frames from it.
+    final_after
+        Hours after a day's end from which the store treats it as final (never
+        fetched again); used with ``store`` and for the frames' finality.
+    reconcile
+        Also fetch Prismatic's org totals and check the report against them
+        (``report.reconciliation``).
+    column_names
+        ``"original"`` (the report headers) or ``"snake"`` (``customer_id``,
+        ``deployed_instances``, ...: identifier-safe names for warehouse engines).
+
+    Returns
+    -------
+    UsageReport
+        Both daily frames, the raw records and, with ``reconcile``, the reconciliation.
+    """
     if store is not None:
         usage_store = store if isinstance(store, UsageStore) else UsageStore(store)
         synced = await usage_store.sync_async(
@@ -165,10 +220,8 @@ def fetch_report(
 ) -> UsageReport:
     """Fetch a date range and return the daily customer-instance and compute frames.
 
-    Works in scripts and inside Jupyter (see :func:`prismatic_usage.fetch_usage`
-    for the parameters; ``extended`` adds the external ID, integration name and
-    snapshot-count columns; ``column_names="snake"`` names the columns
-    ``customer_id``, ``deployed_instances``, ... for warehouse engines).
+    Works in scripts and inside Jupyter's running event loop; ``fetch_report_async``
+    is the ``await``-able twin.
 
     With ``reconcile``, Prismatic's org totals are fetched too and the report
     is checked against them (``report.reconciliation``; a token that may not
@@ -179,6 +232,45 @@ def fetch_report(
     never fetched again) and the frames are built from the store: equal to a
     fetch without it, plus the usage of customers and instances deleted since
     the store recorded it.
+
+    Parameters
+    ----------
+    start, end
+        Inclusive calendar days (``date`` or ``"YYYY-MM-DD"``) in ``tz``.
+    url, token
+        Stack URL and API token; default to ``PRISMATIC_URL`` (else
+        ``https://app.prismatic.io``) and ``PRISMATIC_API_KEY`` (else
+        ``PRISM_ACCESS_TOKEN``). Ignored when ``connection`` is given.
+    connection
+        A resolved :class:`Connection` (from :func:`resolve_connection`), instead
+        of ``url`` and ``token``.
+    tz
+        IANA zone whose midnights bound the days, e.g. ``"Europe/Berlin"``.
+    options
+        Tuning knobs (:class:`FetchOptions`): concurrency, pace, page size, packing.
+    extended
+        Add the external ID, integration name and snapshot-count columns.
+    progress
+        ``True`` (default) shows a tqdm bar when stderr is a terminal or in
+        Jupyter; ``False`` shows none; a callable receives a
+        :class:`FetchProgress` after every request instead.
+    store
+        A :class:`UsageStore` or its directory: fetch only what it lacks and build
+        the frames from it.
+    final_after
+        Hours after a day's end from which the store treats it as final (never
+        fetched again); used with ``store`` and for the frames' finality.
+    reconcile
+        Also fetch Prismatic's org totals and check the report against them
+        (``report.reconciliation``).
+    column_names
+        ``"original"`` (the report headers) or ``"snake"`` (``customer_id``,
+        ``deployed_instances``, ...: identifier-safe names for warehouse engines).
+
+    Returns
+    -------
+    UsageReport
+        Both daily frames, the raw records and, with ``reconcile``, the reconciliation.
 
     Examples
     --------

@@ -28,7 +28,25 @@ _COMMIT_ROWS = 2_000_000
 
 @dataclass(frozen=True)
 class SyncResult:
-    """What one sync fetched and how it changed the store."""
+    """What one sync fetched and how it changed the store.
+
+    Attributes
+    ----------
+    run_id
+        The run's identifier (also in the store's run log).
+    start, end, tz
+        The range synced (inclusive days in ``tz``).
+    fetched_days
+        Per stream (``snapshots``, ``metrics``), the days fetched.
+    stats
+        What the fetch cost (:class:`FetchStats`).
+    counts
+        Per table, rows added, replaced with other values, kept equal and removed.
+    changes, changed_days
+        Values restated by a re-fetch (see the store's ``changes/``), and on how many days.
+    org_totals
+        Prismatic's org totals for the range, when asked for (never stored).
+    """
 
     run_id: str
     start: dt.date

@@ -38,7 +38,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class FetchProgress:
-    """A progress report, sent after every request (rows as received, system records included)."""
+    """A progress report, sent after every request (rows as received, system records included).
+
+    Attributes
+    ----------
+    entities_done, entities_total
+        Units of work (lists and per-customer / per-instance streams) finished, and in all.
+    requests
+        HTTP requests made so far.
+    rows
+        Records received so far.
+    """
 
     entities_done: int
     entities_total: int

@@ -160,7 +160,31 @@ class UsageStore:
         progress: ProgressArg = True,
         org_totals: bool = False,
     ) -> SyncResult:
-        """The ``await``-able :meth:`sync` (same parameters)."""
+        """The ``await``-able :meth:`sync`.
+
+        Parameters
+        ----------
+        start, end
+            Inclusive calendar days in ``tz`` (``date`` or ``"YYYY-MM-DD"``).
+        url, token, connection
+            Where to fetch from, as for :func:`prismatic_usage.fetch_usage`.
+        tz
+            IANA zone of the days; the store itself keeps whole UTC days.
+        options
+            Fetch tuning (:class:`FetchOptions`).
+        final_after
+            Hours after its end from which a day is final: never fetched again.
+        progress
+            As for :func:`prismatic_usage.fetch_usage`.
+        org_totals
+            Also fetch Prismatic's org totals for the range (not stored; in
+            ``SyncResult.org_totals``).
+
+        Returns
+        -------
+        SyncResult
+            What was fetched and how the store changed.
+        """
         with self.run() as run:
             return await run.sync_async(
                 start,

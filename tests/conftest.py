@@ -33,7 +33,9 @@ def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def org() -> OrgData:
     """The standard generated org (read-only: shared by every sandbox of the session)."""
-    return generate_org(seed=SANDBOX_SEED, customers=SANDBOX_CUSTOMERS, days=SANDBOX_DAYS)
+    return generate_org(
+        edge_cases=True, seed=SANDBOX_SEED, customers=SANDBOX_CUSTOMERS, days=SANDBOX_DAYS
+    )
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,7 @@ LISTS_READ_AFTER = 3
 
 @pytest.fixture(scope="module")
 def small_org() -> OrgData:
-    return generate_org(seed=17, customers=8, start=START, days=3)
+    return generate_org(edge_cases=True, seed=17, customers=8, start=START, days=3)
 
 
 def with_records(data: OrgData, *, customers: int = 0, instances: int = 0) -> OrgData:

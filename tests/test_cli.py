@@ -116,7 +116,7 @@ def test_demo_writes_both_reports_matching_a_hand_computation(tmp_path: Path) ->
 def test_against_a_sandbox_url_with_a_token_from_the_environment(
     tmp_path: Path, make_sandbox: Callable[..., Sandbox]
 ) -> None:
-    data = generate_org(seed=21, customers=9, start=dt.date(2024, 12, 1), days=6)
+    data = generate_org(edge_cases=True, seed=21, customers=9, start=dt.date(2024, 12, 1), days=6)
     sb = make_sandbox(data=data)
     out = tmp_path / "new" / "reports"
     result = run_cli(
@@ -269,7 +269,7 @@ def test_summary_writes_priced_billing_lines_that_add_up(tmp_path: Path) -> None
 def test_dry_run_lists_and_estimates_without_fetching_metrics(
     tmp_path: Path, make_sandbox: Callable[..., Sandbox]
 ) -> None:
-    data = generate_org(seed=4, customers=7, start=START, days=3)
+    data = generate_org(edge_cases=True, seed=4, customers=7, start=START, days=3)
     sb = make_sandbox(data=data)
     result = run_cli(
         "--url", sb.url, "--start-date", START.isoformat(), "--end-date", END.isoformat(),

@@ -140,7 +140,7 @@ def test_fifty_customers_exact_and_no_page_fetched_twice(
     make_sandbox: Callable[..., Sandbox],
 ) -> None:
     start = dt.date(2024, 12, 1)
-    data = generate_org(seed=7, customers=50, start=start, days=31)
+    data = generate_org(edge_cases=True, seed=7, customers=50, start=start, days=31)
     sb = make_sandbox(data=data)
     end = start + dt.timedelta(days=30)
     records = fetch_usage(start, end, url=sb.url, token=sb.token, options=FAST)
@@ -202,7 +202,7 @@ def test_org_wide_and_per_entity_fallbacks(
     refuse_snapshots: bool,
     require_instance: bool,
 ) -> None:
-    data = generate_org(seed=3, customers=8, start=dt.date(2025, 3, 1), days=4)
+    data = generate_org(edge_cases=True, seed=3, customers=8, start=dt.date(2025, 3, 1), days=4)
     sb = make_sandbox(
         data=data,
         refuse_org_wide_snapshots=refuse_snapshots,
@@ -229,7 +229,7 @@ def test_org_wide_and_per_entity_fallbacks(
 def test_concurrency_bound_is_respected(make_sandbox: Callable[..., Sandbox]) -> None:
     from prismatic_usage.sandbox import FaultPlan
 
-    data = generate_org(seed=5, customers=20, start=dt.date(2025, 3, 1), days=3)
+    data = generate_org(edge_cases=True, seed=5, customers=20, start=dt.date(2025, 3, 1), days=3)
     sb = make_sandbox(data=data, faults=FaultPlan(latency=0.05))
     options = FetchOptions(requests_per_second=None, concurrency=3, pack=1)
     records = fetch_usage(
@@ -255,7 +255,7 @@ def test_packed_documents_split_under_a_root_field_limit(
 ) -> None:
     from prismatic_usage.sandbox import FaultPlan
 
-    data = generate_org(seed=11, customers=10, start=dt.date(2025, 3, 1), days=3)
+    data = generate_org(edge_cases=True, seed=11, customers=10, start=dt.date(2025, 3, 1), days=3)
     start, end = dt.date(2025, 3, 1), dt.date(2025, 3, 3)
     plain = make_sandbox(data=data)
     reference = fetch_usage(
@@ -302,7 +302,9 @@ def test_estimate_is_close_to_the_real_cost(make_sandbox: Callable[..., Sandbox]
 
     start = dt.date(2024, 12, 1)
     end = start + dt.timedelta(days=9)
-    sb = make_sandbox(data=generate_org(seed=9, customers=30, start=start, days=10))
+    sb = make_sandbox(
+        data=generate_org(edge_cases=True, seed=9, customers=30, start=start, days=10)
+    )
     estimate = estimate_fetch(start, end, url=sb.url, token=sb.token, options=FAST)
     assert {c.field_name for c in sb.stats.calls()} == {"customers", "instances"}
     records = fetch_usage(start, end, url=sb.url, token=sb.token, options=FAST)

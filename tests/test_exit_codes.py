@@ -21,7 +21,7 @@ START, END = "2024-12-02", "2024-12-04"
 
 @pytest.fixture(scope="module")
 def org() -> OrgData:
-    return generate_org(seed=31, customers=6, days=6)
+    return generate_org(edge_cases=True, seed=31, customers=6, days=6)
 
 
 def against(
@@ -84,7 +84,8 @@ def test_130_and_143_a_signal_mid_run_writes_nothing(
     tmp_path: Path, make_sandbox: Callable[..., Sandbox], sent: int, code: int, word: str
 ) -> None:
     sb = make_sandbox(
-        data=generate_org(seed=3, customers=30, days=6), faults=FaultPlan(latency=0.5)
+        data=generate_org(edge_cases=True, seed=3, customers=30, days=6),
+        faults=FaultPlan(latency=0.5),
     )
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PRISM")}
     environment["PRISMATIC_API_KEY"] = sb.token

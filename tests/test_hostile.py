@@ -193,7 +193,7 @@ def test_a_declared_length_over_the_cap_is_refused_before_reading() -> None:
 def test_packs_over_the_cap_are_split_and_the_records_are_whole(
     make_sandbox: Callable[..., Sandbox],
 ) -> None:
-    data: OrgData = generate_org(seed=3, customers=30, start=START, days=2)
+    data: OrgData = generate_org(edge_cases=True, seed=3, customers=30, start=START, days=2)
     sb = make_sandbox(data=data)
     small_cap = FetchOptions(requests_per_second=None, max_response_bytes=64 * 2**10)
     records = fetch_usage(START, END, url=sb.url, token=sb.token, options=small_cap)
@@ -242,7 +242,7 @@ def test_counts_outside_their_type_are_refused_not_wrapped(
     value: object,
     problem: str,
 ) -> None:
-    data = generate_org(seed=5, customers=3, start=START, days=2)
+    data = generate_org(edge_cases=True, seed=5, customers=3, start=START, days=2)
     sb = make_sandbox(data=data)
     with HostileServer(relayed(sb.url, lambda p: replace_values(p, key, lambda _: value))) as relay:
         with pytest.raises(MalformedResponseError, match=problem):
@@ -255,7 +255,7 @@ def test_counts_outside_their_type_are_refused_not_wrapped(
 def test_a_lone_surrogate_in_a_name_is_repaired_with_a_warning(
     tmp_path: Path, make_sandbox: Callable[..., Sandbox], caplog: pytest.LogCaptureFixture
 ) -> None:
-    data = generate_org(seed=5, customers=3, start=START, days=2)
+    data = generate_org(edge_cases=True, seed=5, customers=3, start=START, days=2)
     sb = make_sandbox(data=data)
     broken = relayed(sb.url, lambda p: replace_values(p, "name", lambda n: n + "\ud800"))
     with HostileServer(broken) as relay:
@@ -272,7 +272,7 @@ def test_a_lone_surrogate_in_a_name_is_repaired_with_a_warning(
 def test_a_lone_surrogate_in_an_id_is_refused(
     tmp_path: Path, make_sandbox: Callable[..., Sandbox]
 ) -> None:
-    data = generate_org(seed=5, customers=3, start=START, days=2)
+    data = generate_org(edge_cases=True, seed=5, customers=3, start=START, days=2)
     sb = make_sandbox(data=data)
     broken = relayed(sb.url, lambda p: replace_values(p, "id", lambda n: n + "\udfff"))
     with (
@@ -401,7 +401,7 @@ def test_verbose_tracebacks_carry_no_token_and_no_raw_escape_codes(tmp_path: Pat
 def test_a_lone_surrogate_in_a_timestamp_is_refused_in_one_line(
     make_sandbox: Callable[..., Sandbox],
 ) -> None:
-    data = generate_org(seed=5, customers=3, start=START, days=2)
+    data = generate_org(edge_cases=True, seed=5, customers=3, start=START, days=2)
     sb = make_sandbox(data=data)
     broken = relayed(sb.url, lambda p: replace_values(p, "snapshotTime", lambda v: v + "\ud800"))
     with (

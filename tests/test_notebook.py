@@ -214,26 +214,73 @@ def test_top_compute_plot(plots: Any, report: UsageReport, tmp_path: Path) -> No
     assert ax.get_xscale() == "log"
 
 
+def _drawn_without_missing_glyphs(fig: Any) -> None:
+    """Render ``fig`` with matplotlib's own font (no CJK) and fail on any missing-glyph warning."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.savefig(io.BytesIO(), format="png")
+    missing = [str(w.message) for w in caught if "missing from font" in str(w.message)]
+    assert not missing, missing
+
+
 def test_names_are_drawable_single_lines_and_duplicates_told_apart(plots: Any) -> None:
     frame = pd.DataFrame(
         {
-            "Customer ID": ["A", "B", "C", "D"],
-            "Customer Name": ["Northwind\nTraders", "株式会社サンプル", "Globex", "Globex"],
-            "Date": [dt.date(2025, 1, 1)] * 4,
-            "Deployed Instances": [4.0, 3.0, 2.0, 1.0],
+            "Customer ID": ["id-A", "id-B", "id-C", "id-D", "id-E"],
+            "Customer Name": [
+                "Northwind\nTraders",
+                "株式会社サンプル",
+                "Globex",
+                "Globex",
+                "Müller 株式会社 Berlin",
+            ],
+            "Date": [dt.date(2025, 1, 1)] * 5,
+            "Deployed Instances": [5.0, 4.0, 3.0, 2.0, 1.0],
         }
     )
     from matplotlib import rc_context
 
     with rc_context({"font.family": ["DejaVu Sans"]}):  # matplotlib's own font: no CJK
         fig = plots.plot_deployed_instances(frame)
-        fig.savefig(io.BytesIO(), format="png")  # a glyph the font lacks would warn: an error
+        _drawn_without_missing_glyphs(fig)
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [
         "Northwind Traders",
-        "????????",
-        "Globex (…C)",
-        "Globex (…D)",
+        "Customer …id-B",  # nothing drawable: the kind and the end of the ID
+        "Globex (…id-C)",
+        "Globex (…id-D)",
+        "Müller Berlin (…id-E)",  # the drawable part, told apart by the ID
     ]
+
+
+def test_a_font_that_lacks_a_name_never_warns_in_any_plot(plots: Any) -> None:
+    compute = pd.DataFrame(
+        {
+            "Customer ID": ["c1", "c2"],
+            "Customer Name": ["株式会社サンプル", "Acme"],
+            "Instance ID": ["i-1", "i-2"],
+            "Instance Name": ["注文同期", "Orders 注文"],
+            "Date": [dt.date(2025, 1, 1)] * 2,
+            "Successful Executions": [3, 4],
+            "Failed Executions": [0, 1],
+            "Execution Mb-Seconds": [2048, 1024],
+        }
+    )
+    coverage = compute[["Customer ID", "Customer Name", "Date"]].assign(Coverage=[1.0, 0.5])
+    from matplotlib import rc_context
+
+    with rc_context({"font.family": ["DejaVu Sans"]}):
+        top = plots.plot_top_compute(compute)
+        _drawn_without_missing_glyphs(top)
+        heat = plots.plot_coverage(coverage)
+        _drawn_without_missing_glyphs(heat)
+    assert [t.get_text() for t in top.axes[0].get_yticklabels()] == [
+        "Customer …c1 — Instance …i-1",
+        "Acme — Orders (…i-2)",
+    ]
+    # Lowest coverage first.
+    assert [t.get_text() for t in heat.axes[0].get_yticklabels()] == ["Acme", "Customer …c1"]
 
 
 def test_empty_frames_give_a_labelled_no_data_figure(

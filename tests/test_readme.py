@@ -19,13 +19,25 @@ def _blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
 
 
-def test_the_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_python_examples_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Every python block, in order, in one namespace (later ones build on the first)."""
     blocks = _blocks("python")
     assert len(blocks) == 2
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {}
-    for example in blocks:
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    # The first example prints a few readable columns and where the files went.
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split() == ["Customer", "Name", "Date", "Deployed", "Instances"]
+    wrote = [line.removeprefix("wrote ") for line in printed if line.startswith("wrote ")]
+    assert [Path(w).name for w in wrote] == [
+        "customer-instance-data.csv",
+        "instance-compute-data.csv",
+    ]
+    assert all(Path(w).is_file() for w in wrote)
+    for example in blocks[1:]:
         exec(compile(example, "README.md", "exec"), namespace)
     report = namespace["report"]
     assert len(report.customer_instances) > 0  # type: ignore[attr-defined]

@@ -41,7 +41,9 @@ FIELDS = {
 @pytest.fixture(scope="module")
 def clean_org() -> OrgData:
     """No system customers or instances: every execution belongs to a listed instance."""
-    org = generate_org(seed=17, customers=7, start=START, days=6, system_customers=0)
+    org = generate_org(
+        edge_cases=True, seed=17, customers=7, start=START, days=6, system_customers=0
+    )
     instances = [i for i in org.instances if not i.is_system]
     kept = {i.id for i in instances}
     return OrgData(
@@ -161,7 +163,9 @@ def test_refused_org_totals_are_one_line_and_the_report_is_still_written(
 def test_the_reconciliation_csv_has_exact_integers_and_the_documented_header(
     tmp_path: Path, make_sandbox: Callable[..., Sandbox]
 ) -> None:
-    org = generate_org(seed=23, customers=6, start=START, days=6)  # BigInt rows above 2**53
+    org = generate_org(
+        edge_cases=True, seed=23, customers=6, start=START, days=6
+    )  # BigInt rows above 2**53
     sb = make_sandbox(data=org)
     args = ("--url", sb.url, "--start-date", START.isoformat(), "--end-date", END.isoformat(),
             "--reconcile", "--rate", "10000")  # fmt: skip
@@ -190,7 +194,7 @@ def test_the_reconciliation_csv_has_exact_integers_and_the_documented_header(
 def test_strict_exits_6_for_an_open_day_and_0_once_clean(
     tmp_path: Path, make_sandbox: Callable[..., Sandbox]
 ) -> None:
-    whole = generate_org(seed=5, customers=4, start=START, days=3, missing_hour_rate=0.0,
+    whole = generate_org(edge_cases=True, seed=5, customers=4, start=START, days=3, missing_hour_rate=0.0,
                          missing_day_rate=0.0, system_customers=0)  # fmt: skip
     sb = make_sandbox(data=whole)
     base = ("--url", sb.url, "--start-date", START.isoformat(), "--end-date", START.isoformat(),
@@ -245,7 +249,7 @@ def test_reconcile_needs_org_totals_and_takes_them_as_an_argument(
 def test_strict_counts_a_day_without_any_snapshot_of_a_customer(
     tmp_path: Path, make_sandbox: Callable[..., Sandbox]
 ) -> None:
-    whole = generate_org(seed=5, customers=3, start=START, days=4, missing_hour_rate=0.0,
+    whole = generate_org(edge_cases=True, seed=5, customers=3, start=START, days=4, missing_hour_rate=0.0,
                          missing_day_rate=0.0, system_customers=0)  # fmt: skip
     victim = whole.customers[0].id
     day = START + dt.timedelta(days=1)

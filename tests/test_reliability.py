@@ -41,7 +41,7 @@ PAGE_INFO = {"hasNextPage": False, "startCursor": None, "endCursor": None}
 
 @pytest.fixture(scope="module")
 def small_org() -> OrgData:
-    return generate_org(seed=17, customers=8, start=START, days=3)
+    return generate_org(edge_cases=True, seed=17, customers=8, start=START, days=3)
 
 
 def fetch(sb: Sandbox, options: FetchOptions = QUICK) -> UsageRecords:
@@ -442,15 +442,18 @@ def test_an_end_date_of_today_warns_that_the_day_is_partial(tmp_path: Path) -> N
     assert "partial" in result.stderr
 
 
-def test_excel_safe_neutralises_formula_like_names(tmp_path: Path) -> None:
+def test_excel_safe_neutralises_formula_like_names(tmp_path: Path, sandbox: Sandbox) -> None:
+    # The edge-case org (conftest) has formula-like names; the --demo org has none.
     result = run_cli(
-        "--demo",
+        "--url",
+        sandbox.url,
         "--start-date",
         "2024-12-01",
         "--end-date",
         "2024-12-01",
         "--excel-safe",
         cwd=tmp_path,
+        env={"PRISMATIC_API_KEY": sandbox.token},
     )
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "customer-instance-data.csv").read_text(encoding="utf-8")
@@ -494,7 +497,7 @@ def test_ctrl_c_exits_promptly_and_writes_nothing(
 def test_a_server_that_starts_refusing_packs_mid_run_is_split_down_not_looped(
     make_sandbox: Callable[..., Sandbox],
 ) -> None:
-    data = generate_org(seed=23, customers=20, start=START, days=3)
+    data = generate_org(edge_cases=True, seed=23, customers=20, start=START, days=3)
     sb = make_sandbox(data=data)
     options = FetchOptions(requests_per_second=None, page_size=20)
 

@@ -39,6 +39,7 @@ from prismatic_usage.sandbox import (
     OrgData,
     Sandbox,
     Snapshot,
+    demo_org,
     generate_org,
     global_id,
 )
@@ -633,10 +634,13 @@ async def test_stuck_cursor_and_lying_total(make_sandbox: Callable[..., Sandbox]
 
 
 def test_generated_org_is_deterministic_and_awkward() -> None:
-    org = generate_org(seed=3, customers=50, days=3)
-    again = generate_org(seed=3, customers=50, days=3)
+    org = generate_org(edge_cases=True, seed=3, customers=50, days=3)
+    again = generate_org(edge_cases=True, seed=3, customers=50, days=3)
     assert [s.id for s in org.snapshots] == [s.id for s in again.snapshots]
-    assert generate_org(seed=4, customers=50, days=3).customers[0].id != org.customers[0].id
+    assert (
+        generate_org(edge_cases=True, seed=4, customers=50, days=3).customers[0].id
+        != org.customers[0].id
+    )
     names = [c.name for c in org.customers if not c.is_system]
     assert len(names) == 50 and len(set(names)) < len(names)
     assert any("," in n for n in names) and any('"' in n for n in names)
@@ -663,6 +667,34 @@ def test_generated_org_is_deterministic_and_awkward() -> None:
     assert any(t.time() == dt.time(23, 59, 59, 999999) for t in times)
     assert len(times) < len(org.customers) * 3 * 24  # some hours are missing
     assert all(t.tzinfo is UTC for t in times)
+
+
+def test_default_and_demo_orgs_look_like_a_real_customer_base() -> None:
+    """What --demo, ``Sandbox()`` and the notebook show: no test-only edge cases."""
+    for org in (
+        generate_org(seed=3, customers=50, days=3),
+        demo_org(dt.date(2024, 12, 1), dt.date(2024, 12, 1)),
+    ):
+        names = [c.name for c in org.customers if not c.is_system]
+        assert len(set(names)) == len(names) >= 50  # distinct
+        # Letters, spaces and a "." (as in "Inc."): nothing a spreadsheet or a font trips on.
+        assert all(re.fullmatch(r"[A-Z][A-Za-z]+( [A-Za-z.]+)+", n) for n in names), names
+        assert all(re.fullmatch(r"[A-Za-z ]+", i.name) for i in org.integrations)
+        # At most 1,440 executions a day at 3,000 MB-seconds each, 12 steps each.
+        assert max(m.spend_mb_secs for m in org.daily_metrics) <= 1440 * 3000
+        assert max(m.step_count for m in org.daily_metrics) <= 1440 * 12
+        assert sum(c.is_system for c in org.customers) == 2  # real orgs have them (hidden)
+    # The edge cases are one argument away, for tests.
+    awkward = generate_org(seed=3, customers=50, days=3, edge_cases=True)
+    assert "株式会社サンプル" in {c.name for c in awkward.customers}
+    assert max(m.spend_mb_secs for m in awkward.daily_metrics) > BIG
+
+
+def test_plausible_names_stay_distinct_past_every_combination() -> None:
+    names = generate_org(seed=1, customers=800, days=1, max_instances_per_customer=0).customers
+    ordinary = [c.name for c in names if not c.is_system]
+    assert len(ordinary) == len(set(ordinary)) == 800
+    assert sum(n.endswith(" 2") for n in ordinary) == 800 - 720  # 10 x 9 x 8 combinations
 
 
 def test_hand_made_org_is_checked() -> None:
@@ -778,7 +810,7 @@ _WORKER_SCRIPT = """
 import json, sys, urllib.error, urllib.request
 from prismatic_usage.sandbox import FaultPlan, Sandbox, generate_org
 plan = FaultPlan(rate_limit=float(sys.argv[1]), rate_limit_burst=3)
-with Sandbox(generate_org(seed=1, customers=3, days=2), faults=plan, workers=2) as sb:
+with Sandbox(generate_org(edge_cases=True, seed=1, customers=3, days=2), faults=plan, workers=2) as sb:
     assert sb.workers == 2
     statuses = []
     for i in range(8):
@@ -885,7 +917,7 @@ def test_fast_path_answers_like_graphql_core(text: str) -> None:
 
 
 def test_fast_path_answers_like_graphql_core_for_every_packed_stream() -> None:
-    data = generate_org(seed=3, customers=4, start=dt.date(2024, 12, 1), days=3)
+    data = generate_org(edge_cases=True, seed=3, customers=4, start=dt.date(2024, 12, 1), days=3)
     text = queries.packed_document(queries.STREAMS).text
     bounds = {
         "timeGte": "2024-12-01T00:00:00+00:00",

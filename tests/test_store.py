@@ -71,7 +71,7 @@ METRIC_CONTRACT = pa.schema(
 @pytest.fixture(scope="module")
 def small_org() -> OrgData:
     """8 customers (+2 system) with 8 days of data from 2024-12-01 (UTC)."""
-    return generate_org(seed=11, customers=8, start=DATA_START, days=8)
+    return generate_org(edge_cases=True, seed=11, customers=8, start=DATA_START, days=8)
 
 
 def day(n: int) -> str:
@@ -355,7 +355,7 @@ def _natural_keys_unique(store: Path) -> None:
 def test_sigkill_at_several_points_then_resume_gives_the_uninterrupted_reports(
     tmp_path: Path, make_sandbox: Callable[..., Sandbox]
 ) -> None:
-    data = generate_org(seed=5, customers=10, start=DATA_START, days=8)
+    data = generate_org(edge_cases=True, seed=5, customers=10, start=DATA_START, days=8)
     from prismatic_usage.sandbox import FaultPlan
 
     sb = make_sandbox(data=data, refuse_org_wide_snapshots=True, faults=FaultPlan(latency=0.05))
@@ -720,7 +720,9 @@ def test_a_new_customer_and_instance_get_their_history_fetched_once(
     tmp_path: Path, small_org: OrgData, make_sandbox: Callable[..., Sandbox], org_wide: bool
 ) -> None:
     """A customer (with an instance) the store never saw gets every requested day, once."""
-    newcomer = generate_org(seed=99, customers=1, start=DATA_START, days=8, system_customers=0)
+    newcomer = generate_org(
+        edge_cases=True, seed=99, customers=1, start=DATA_START, days=8, system_customers=0
+    )
     customer = newcomer.customers[0]
     instances = [i for i in newcomer.instances if i.customer_id == customer.id and not i.is_system]
     assert instances and any(m.instance_id == instances[0].id for m in newcomer.daily_metrics)
@@ -875,7 +877,9 @@ def test_a_new_customers_first_rows_on_an_open_day_are_no_restatement(
     tmp_path: Path, small_org: OrgData, make_sandbox: Callable[..., Sandbox], org_wide: bool
 ) -> None:
     """Found in review: org-wide, a new customer's first rows were logged as restatements."""
-    newcomer = generate_org(seed=99, customers=1, start=DATA_START, days=8, system_customers=0)
+    newcomer = generate_org(
+        edge_cases=True, seed=99, customers=1, start=DATA_START, days=8, system_customers=0
+    )
     grown = OrgData(
         customers=[*small_org.customers, *newcomer.customers],
         integrations=[*small_org.integrations, *newcomer.integrations],

@@ -1,12 +1,18 @@
-"""A seeded generator of realistic organisations for the sandbox.
+"""A seeded generator of organisations for the sandbox.
 
-Realism here means the awkward cases a billing export must survive: duplicate and
-formula-like customer names, commas, quotes, non-ASCII and a newline in names,
-missing external IDs, system customers and instances (hidden by default), hourly
-snapshots with sub-second jitter and missing hours, snapshots pinned exactly at
-00:00:00.000000 and 23:59:59.999999, instances deployed or removed mid-range,
-zero and failed-only days, and BigInt values above 2**53. The same seed always
-gives the same organisation (IDs included).
+By default an org looks like a real SaaS customer base (what ``--demo``,
+``python -m prismatic_usage sandbox``, ``Sandbox()`` and the notebook show): distinct,
+plausible company names, 0-4 instances per customer, up to 1,440 executions per
+instance per day. Every org also has what real data has: missing external IDs,
+system customers and instances (hidden by default), hourly snapshots with
+sub-second jitter and missing hours, snapshots pinned exactly at 00:00:00.000000
+and 23:59:59.999999, instances deployed or removed mid-range, zero and
+failed-only days.
+
+``edge_cases=True`` (what the tests use) adds the awkward cases a billing export
+must survive: duplicate and formula-like customer names, commas, quotes, non-ASCII
+(CJK included) and a newline in names and integration names, and BigInt values
+above 2**53. The same arguments always give the same organisation (IDs included).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from binascii import b2a_base64
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ._names import AWKWARD_INTEGRATIONS, PLAIN_INTEGRATIONS, awkward_names, plausible_names
 from .data import (
     Customer,
     DailyMetric,
@@ -33,35 +40,6 @@ UTC = dt.UTC
 #: First day of a generated organisation's data unless told otherwise (fixed, so runs repeat).
 DEFAULT_START = dt.date(2024, 12, 1)
 
-#: Names every generated org starts with (as many as fit): each one breaks something naive.
-AWKWARD_NAMES = (
-    "Müller & Söhne, GmbH",
-    'Acme "Rocket" Co',
-    "=SUM(1+1) Holdings",
-    "Globex Corporation",
-    "Northwind\nTraders",
-    "Globex Corporation",
-    "+Plus Logistics",
-    "Ørsted Østergaard A/S",
-    "株式会社サンプル",
-    "@Home Services",
-    "-Minus Labs",
-)
-_NAME_WORDS = (
-    ("Blue", "Granite", "Swift", "Harbor", "Pioneer", "Summit", "Cedar", "Lumen", "Atlas", "Nova"),
-    ("Analytics", "Foods", "Freight", "Health", "Media", "Robotics", "Energy", "Retail", "Labs"),
-    ("Inc.", "LLC", "Ltd", "GmbH", "Group", "Co", "S.A.", "Pty Ltd"),
-)
-_INTEGRATIONS = (
-    ("Salesforce Sync", "CRM"),
-    ("Slack Notifier", "Communication"),
-    ("SFTP Order Import", "File Transfer"),
-    ("HubSpot ↔ NetSuite", "ERP"),
-    ("Shopify Orders", "E-commerce"),
-    ("Jira, Confluence Bridge", "Project Management"),
-    ('Zendesk "Tickets"', "Support"),
-    ("QuickBooks Invoices", "Accounting"),
-)
 _BIG = 2**53 + 1  # the first integer a float64 cannot hold
 
 
@@ -86,14 +64,6 @@ def _fast_id(bits: Callable[[int], int], prefix: str) -> str:
     return b2a_base64(text.encode(), newline=False).decode("ascii")
 
 
-def _customer_names(rng: random.Random, count: int) -> list[str]:
-    names = list(AWKWARD_NAMES[:count])
-    while len(names) < count:
-        first, second, suffix = (rng.choice(words) for words in _NAME_WORDS)
-        names.append(f"{first} {second} {suffix}")
-    return names
-
-
 def generate_org(
     *,
     seed: int = 0,
@@ -104,6 +74,7 @@ def generate_org(
     system_customers: int = 2,
     missing_hour_rate: float = 0.03,
     missing_day_rate: float = 0.05,
+    edge_cases: bool = False,
 ) -> OrgData:
     """Build a deterministic organisation with ``days`` days of usage from ``start`` (UTC).
 
@@ -122,6 +93,12 @@ def generate_org(
         Customers with ``is_system=True``; each holds 1-2 system instances.
     missing_hour_rate, missing_day_rate
         Share of hourly snapshots / daily rows left out, as real data has gaps.
+    edge_cases
+        False (default): plausible, distinct company and integration names and
+        ordinary values, for demos. True: the first customers get awkward names
+        (formula-like, quoted, duplicated, CJK, with a newline), integration names
+        carry quotes and commas, and three daily rows carry values above 2**53 (for
+        tests).
 
     Returns
     -------
@@ -150,6 +127,7 @@ def generate_org(
             system_customers=system_customers,
             missing_hour_rate=missing_hour_rate,
             missing_day_rate=missing_day_rate,
+            edge_cases=edge_cases,
         )
     finally:
         if was_enabled:
@@ -166,15 +144,17 @@ def _generate(
     system_customers: int,
     missing_hour_rate: float,
     missing_day_rate: float,
+    edge_cases: bool,
 ) -> OrgData:
     range_start = dt.datetime.combine(start, dt.time(), tzinfo=UTC)
     range_end = range_start + dt.timedelta(days=days)
 
     integrations = [
         Integration(id=_new_id(rng, "Integration"), name=name, category=category)
-        for name, category in _INTEGRATIONS
+        for name, category in (AWKWARD_INTEGRATIONS if edge_cases else PLAIN_INTEGRATIONS)
     ]
-    org_customers = _make_customers(rng, customers, system_customers, range_start)
+    names = (awkward_names if edge_cases else plausible_names)(rng, customers)
+    org_customers = _make_customers(rng, names, system_customers, range_start)
     instances, deployments = _make_instances(
         rng, org_customers, integrations, max_instances_per_customer, range_start, range_end
     )
@@ -190,7 +170,9 @@ def _generate(
                 missing_hour_rate,
             )
         )
-    metrics = _daily_metrics(rng, instances, deployments, start, days, missing_day_rate)
+    metrics = _daily_metrics(
+        rng, instances, deployments, start, days, missing_day_rate, big_rows=3 if edge_cases else 0
+    )
     return OrgData(
         customers=org_customers,
         integrations=integrations,
@@ -201,10 +183,10 @@ def _generate(
 
 
 def _make_customers(
-    rng: random.Random, count: int, system_count: int, range_start: dt.datetime
+    rng: random.Random, names: list[str], system_count: int, range_start: dt.datetime
 ) -> list[Customer]:
     result: list[Customer] = []
-    for i, name in enumerate(_customer_names(rng, count)):
+    for i, name in enumerate(names):
         # Customer 0 always has an external ID and customer 1 never does; ~15% lack one.
         no_external = i == 1 or (i != 0 and rng.random() < 0.15)
         created = range_start - dt.timedelta(
@@ -353,15 +335,16 @@ def _daily_metrics(
     start: dt.date,
     days: int,
     missing_rate: float,
+    big_rows: int,
 ) -> list[DailyMetric]:
-    """One row per instance per deployed day; a few rows carry values above 2**53."""
+    """One row per instance per deployed day; the first ``big_rows`` busy ones exceed 2**53."""
     windows: dict[str, _Deployment] = {}
     seen: dict[str, int] = {}
     for inst in instances:
         k = seen.get(inst.customer_id, 0)
         seen[inst.customer_id] = k + 1
         windows[inst.id] = deployments[inst.customer_id][k]
-    big_rows_left = 3  # the first three busy ordinary rows get BigInt-sized values
+    big_rows_left = big_rows  # the first busy ordinary rows get BigInt-sized values
     rows: list[DailyMetric] = []
     for inst in instances:
         window = windows[inst.id]
@@ -413,6 +396,17 @@ def _metric_row(rng: random.Random, instance_id: str, day: dt.date) -> DailyMetr
 def demo_org(start: dt.date, end: dt.date) -> OrgData:
     """The org ``--demo`` serves: seed 0, covering ``start``..``end`` plus a day on each side.
 
-    The extra days let any time zone's first and last local day be whole.
+    A realistic org (no edge cases, see :func:`generate_org`). The extra days let any
+    time zone's first and last local day be whole.
+
+    Parameters
+    ----------
+    start, end
+        The first and last day (inclusive) the demo is asked for.
+
+    Returns
+    -------
+    OrgData
+        ``generate_org(seed=0)`` over ``[start - 1 day, end + 1 day]``.
     """
     return generate_org(seed=0, start=start - dt.timedelta(days=1), days=(end - start).days + 3)

@@ -253,7 +253,23 @@ def _as_records(table: pa.Table, schema: pa.Schema, renames: dict[str, str]) -> 
 
 @dataclass(frozen=True)
 class StoreInfo:
-    """What ``store info`` prints: per table ``(first day, last day, rows)`` and the rest."""
+    """What ``store info`` prints: per table ``(first day, last day, rows)`` and the rest.
+
+    Attributes
+    ----------
+    root
+        The store's directory.
+    tables
+        Per table: first day, last day (``None`` when empty) and rows.
+    customers, instances
+        Customers and instances the store knows.
+    open_days
+        Per table, the days not yet final (fetched again on the next sync).
+    bytes_on_disk
+        Size of the store's files.
+    last_runs
+        The manifests of the last five runs, oldest first.
+    """
 
     root: Path
     tables: dict[str, tuple[dt.date | None, dt.date | None, int]]
