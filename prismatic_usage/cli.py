@@ -149,8 +149,9 @@ def _run(args: argparse.Namespace) -> int:
     prices = _prices(args)  # a price implies --summary
     if args.demo and args.store is not None:
         raise UsageError(
-            "--demo generates new data for every range, so it cannot feed a --store; run "
-            "`python -m prismatic_usage sandbox` and point --url at it instead"
+            "--demo serves generated data from a sandbox that lives only for this run, so it "
+            "cannot feed a --store; run `python -m prismatic_usage sandbox` and point --url "
+            "at it instead"
         )
     if args.demo and args.url is not None:
         raise UsageError(
