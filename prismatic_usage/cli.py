@@ -102,10 +102,10 @@ def _connection(args: argparse.Namespace) -> Iterator[Connection]:
     if not args.demo:
         yield config.resolve_connection(args.url)
         return
-    from .sandbox import Sandbox, default_org, window
+    if not args.quiet and sys.stderr.isatty():  # it takes seconds: no blank screen meanwhile
+        print("generating demo data...", file=sys.stderr, flush=True)
+    from .sandbox import Sandbox, default_org
 
-    if not args.quiet:  # generating takes seconds: say so before the screen sits blank
-        print(f"generating demo data ({window.describe()})...", file=sys.stderr, flush=True)
     with Sandbox(default_org()) as sandbox:
         yield Connection(base_url=sandbox.url, token=sandbox.token)
 
