@@ -15,6 +15,17 @@ from ._version import __version__
 from .audit import Audit, audit
 from .billing import Prices, billing_summary, compute_rollup, customer_period_rollup
 from .client import FetchProgress, fetch_usage, fetch_usage_async
+from .columns import (
+    BILLING_SUMMARY,
+    CUSTOMER_COMPUTE_ROLLUP,
+    CUSTOMER_INSTANCE,
+    CUSTOMER_PERIOD_ROLLUP,
+    INSTANCE_COMPUTE,
+    INSTANCE_COMPUTE_ROLLUP,
+    RECONCILIATION,
+    FrameSpec,
+    with_column_names,
+)
 from .config import Connection, FetchOptions, resolve_connection
 from .errors import (
     APIError,
@@ -42,6 +53,13 @@ from .usage_store import SyncResult, UsageStore
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
+    "BILLING_SUMMARY",
+    "CUSTOMER_COMPUTE_ROLLUP",
+    "CUSTOMER_INSTANCE",
+    "CUSTOMER_PERIOD_ROLLUP",
+    "INSTANCE_COMPUTE",
+    "INSTANCE_COMPUTE_ROLLUP",
+    "RECONCILIATION",
     "APIError",
     "Audit",
     "AuthenticationError",
@@ -51,6 +69,7 @@ __all__ = [
     "FetchOptions",
     "FetchProgress",
     "FetchStats",
+    "FrameSpec",
     "MalformedResponseError",
     "OrgTotals",
     "OutputError",
@@ -83,6 +102,7 @@ __all__ = [
     "instance_compute_frame",
     "reconcile",
     "resolve_connection",
+    "with_column_names",
     "write_csv",
     "write_parquet",
     "write_reports",

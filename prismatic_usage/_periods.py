@@ -1,6 +1,6 @@
 """Days, the requested range and calendar periods for :mod:`prismatic_usage.billing`.
 
-Days are integers: days since 1970-01-01, as ``date32`` stores them. A range is
+Days are integers: days since 1970-01-01 (as Parquet's ``date32`` stores them). A range is
 an inclusive ``(first, last)`` pair of such days; a period is the calendar month,
 the ISO week or the whole range, clipped to the range.
 """
@@ -27,8 +27,11 @@ EPOCH = dt.date(1970, 1, 1)
 
 
 def days(dates: pd.Series[Any]) -> IntArray:
-    """A DATE column as days since 1970-01-01."""
-    return np.asarray(pa.array(dates.array).cast(pa.int32()).to_numpy(), dtype=np.int64)
+    """A DATE column (midnights of any ``datetime64`` unit, or ``date32``) as days since
+    1970-01-01."""
+    if dates.dtype.kind != "M":  # date32[pyarrow]
+        return np.asarray(pa.array(dates.array).cast(pa.int32()).to_numpy(), dtype=np.int64)
+    return np.asarray(dates.to_numpy(dtype="datetime64[D]").astype(np.int64), dtype=np.int64)
 
 
 def day(value: DateLike, name: str) -> int | None:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ._periods import IntArray, periods
-from .columns import FrameSpec, spec_for_columns
+from .columns import FrameSpec, check_column, spec_for_columns
 from .errors import ConfigurationError
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
@@ -46,17 +46,8 @@ def is_extended_daily(frame: pd.DataFrame, report: FrameSpec) -> bool:
             f"{report.stem} ({report.select(extended=False).names}, optionally extended)"
         )
     for column in spec.columns:
-        values = frame[column.name]
-        ok = (
-            isinstance(values.dtype, pd.StringDtype)
-            if column.type.text
-            else values.dtype == column.type.pandas
-        )
-        if not ok:
-            raise ConfigurationError(
-                f"column {column.name!r} has dtype {values.dtype}, expected {column.type.pandas}"
-            )
-        if not column.nullable and values.isna().any():
+        check_column(frame[column.name], column)
+        if not column.nullable and frame[column.name].isna().any():
             raise ConfigurationError(f"column {column.name!r} has missing values")
     return EXTERNAL_ID in spec.names
 

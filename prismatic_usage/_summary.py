@@ -17,7 +17,14 @@ from . import _join, _money, _periods, _rollup
 from ._calendar import final_days
 from ._periods import DateLike
 from .billing import MB_PER_GB, Prices, _check_period, compute_rollup, customer_period_rollup
-from .columns import BILLING_SUMMARY, CUSTOMER_INSTANCE, HOUR_COLUMNS, INSTANCE_COMPUTE
+from .columns import (
+    BILLING_SUMMARY,
+    CUSTOMER_INSTANCE,
+    HOUR_COLUMNS,
+    INSTANCE_COMPUTE,
+    naming_of,
+    with_column_names,
+)
 from .config import DEFAULT_FINAL_AFTER_HOURS, resolve_zone
 from .errors import ConfigurationError
 
@@ -37,6 +44,7 @@ def billing_summary(
     tz: str = "UTC",
     as_of: dt.datetime | None = None,
     final_after: float = DEFAULT_FINAL_AFTER_HOURS,
+    column_names: str | None = None,
 ) -> pd.DataFrame:
     """One row per customer and period: usage, compute and, if priced, amounts.
 
@@ -83,6 +91,9 @@ def billing_summary(
         ``final_after`` hours before it, so the row will not change.
     final_after : float, default 48
         Hours after its end from which a day is final.
+    column_names : {"original", "snake"}, optional
+        Names of the result's columns: the report headers or snake-case names;
+        default the customer frame's own naming (either is accepted as input).
 
     Returns
     -------
@@ -110,6 +121,34 @@ def billing_summary(
     >>> summary.columns[-2:].tolist()
     ['Execution Amount', 'Total Amount']
     """
+    naming = naming_of(customer_frame, column_names)
+    result = _billing_summary(
+        with_column_names(customer_frame, "original"),
+        with_column_names(compute_frame, "original"),
+        period=period,
+        start=start,
+        end=end,
+        prices=prices,
+        tz=tz,
+        as_of=as_of,
+        final_after=final_after,
+    )
+    return with_column_names(result, naming)
+
+
+def _billing_summary(
+    customer_frame: pd.DataFrame,
+    compute_frame: pd.DataFrame,
+    *,
+    period: str = "month",
+    start: DateLike = None,
+    end: DateLike = None,
+    prices: Prices | None = None,
+    tz: str = "UTC",
+    as_of: dt.datetime | None = None,
+    final_after: float = DEFAULT_FINAL_AFTER_HOURS,
+) -> pd.DataFrame:
+    """The body of :func:`billing_summary`, on frames with the original headers."""
     _check_period(period)
     if prices is not None and not isinstance(prices, Prices):
         raise ConfigurationError(f"prices must be a Prices instance, not {type(prices).__name__}")

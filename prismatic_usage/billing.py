@@ -52,6 +52,8 @@ from .columns import (
     HOUR_COLUMNS,
     INSTANCE_COMPUTE,
     INSTANCE_COMPUTE_ROLLUP,
+    naming_of,
+    with_column_names,
 )
 from .config import resolve_zone
 from .errors import ConfigurationError
@@ -135,6 +137,7 @@ def customer_period_rollup(
     start: DateLike = None,
     end: DateLike = None,
     tz: str = "UTC",
+    column_names: str | None = None,
 ) -> pd.DataFrame:
     """Deployed instances per customer and period, from the daily customer frame.
 
@@ -166,6 +169,9 @@ def customer_period_rollup(
         The requested range, inclusive; default the frame's first and last Date.
     tz : str, default "UTC"
         The zone of the frame's days (the report's), for the expected hours.
+    column_names : {"original", "snake"}, optional
+        Names of the result's columns: the report headers or snake-case names;
+        default the input frame's own naming (either is accepted as input).
 
     Returns
     -------
@@ -186,6 +192,22 @@ def customer_period_rollup(
     >>> customer_period_rollup(CUSTOMER_INSTANCE.select(extended=False).empty()).shape
     (0, 12)
     """
+    naming = naming_of(customer_frame, column_names)
+    result = _customer_period_rollup(
+        with_column_names(customer_frame, "original"), period=period, start=start, end=end, tz=tz
+    )
+    return with_column_names(result, naming)
+
+
+def _customer_period_rollup(
+    customer_frame: pd.DataFrame,
+    *,
+    period: str = "month",
+    start: DateLike = None,
+    end: DateLike = None,
+    tz: str = "UTC",
+) -> pd.DataFrame:
+    """The body of :func:`customer_period_rollup`, on frames with the original headers."""
     _check_period(period)
     zone = resolve_zone(tz)
     hourly = "Snapshots" in customer_frame.columns
@@ -246,6 +268,7 @@ def compute_rollup(
     by: str = "instance",
     start: DateLike = None,
     end: DateLike = None,
+    column_names: str | None = None,
 ) -> pd.DataFrame:
     """Executions, steps and compute per instance (or customer) and period.
 
@@ -263,6 +286,9 @@ def compute_rollup(
         Group by instance (within its customer) or by customer.
     start, end : datetime.date or ISO str, optional
         The requested range, inclusive; default the frame's first and last Date.
+    column_names : {"original", "snake"}, optional
+        Names of the result's columns: the report headers or snake-case names;
+        default the input frame's own naming (either is accepted as input).
 
     Returns
     -------
@@ -288,6 +314,22 @@ def compute_rollup(
     >>> compute_rollup(empty, by="customer").columns[-2:].tolist()
     ['Execution Mb-Seconds', 'Execution GB-Seconds']
     """
+    naming = naming_of(compute_frame, column_names)
+    result = _compute_rollup(
+        with_column_names(compute_frame, "original"), period=period, by=by, start=start, end=end
+    )
+    return with_column_names(result, naming)
+
+
+def _compute_rollup(
+    compute_frame: pd.DataFrame,
+    *,
+    period: str = "month",
+    by: str = "instance",
+    start: DateLike = None,
+    end: DateLike = None,
+) -> pd.DataFrame:
+    """The body of :func:`compute_rollup`, on frames with the original headers."""
     _check_period(period)
     if by not in ("instance", "customer"):
         raise ConfigurationError(f"unknown grouping by={by!r}; choose 'instance' or 'customer'")

@@ -25,7 +25,7 @@ from ._safe_text import one_line, redact, register_secret, scrub
 from .billing import Prices, billing_summary
 from .cli_args import OneLineParser, UsageError, build_parser, resolve_range
 from .cli_output import closing_lines, judge, no_usage_warning, output_dir
-from .columns import CUSTOMER_INSTANCE, INSTANCE_COMPUTE
+from .columns import CUSTOMER_INSTANCE, INSTANCE_COMPUTE, with_column_names
 from .config import Connection, FetchOptions
 from .errors import (
     APIError,
@@ -271,8 +271,14 @@ def _write(
         customer = customer[CUSTOMER_INSTANCE.select(extended=False).names]
         compute = compute[INSTANCE_COMPUTE.select(extended=False).names]
     formats = ("csv", "parquet") if args.format == "both" else (args.format,)
+    named = [with_column_names(frame, args.column_names) for frame in (customer, compute, *extra)]
     paths = write_reports(
-        customer, compute, args.output_dir, formats=formats, excel_safe=args.excel_safe, extra=extra
+        named[0],
+        named[1],
+        args.output_dir,
+        formats=formats,
+        excel_safe=args.excel_safe,
+        extra=named[2:],
     )
     rows = [len(frame) for frame in (customer, compute, *extra) for _ in formats]
     return list(zip(paths, rows, strict=True))

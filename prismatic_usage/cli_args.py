@@ -265,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Expected Snapshots, Coverage, Final",
     )
     output.add_argument(
+        "--column-names",
+        choices=("original", "snake"),
+        default="original",
+        help="original: the report headers (Customer ID, ...); snake: identifier-safe "
+        "names for warehouse engines (customer_id, deployed_instances, ...)",
+    )
+    output.add_argument(
         "--excel-safe",
         action="store_true",
         help="prefix formula-like text cells with ' for spreadsheets",

@@ -47,8 +47,8 @@ from .columns import (
     CUSTOMER_INSTANCE,
     EXACT,
     INSTANCE_COMPUTE,
-    TEXT,
     FrameSpec,
+    check_column,
     spec_for_columns,
 )
 from .errors import ConfigurationError, OutputError
@@ -276,16 +276,7 @@ def _checked_spec(frame: pd.DataFrame, *, expected: FrameSpec | None = None) -> 
             f"frame has columns {list(map(str, frame.columns))}, expected {wanted}"
         )
     for column in spec.columns:
-        dtype = frame[column.name].dtype
-        ok = (
-            isinstance(dtype, pd.StringDtype)
-            if column.type is TEXT
-            else dtype == column.type.pandas
-        )
-        if not ok:
-            raise ConfigurationError(
-                f"column {column.name!r} has dtype {dtype}, expected {column.type.pandas}"
-            )
+        check_column(frame[column.name], column)
     return spec
 
 

@@ -22,7 +22,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._calendar import final_days, hours_in_days, local_days
-from .columns import CUSTOMER_INSTANCE, INSTANCE_COMPUTE, date_array
+from .columns import (
+    CUSTOMER_INSTANCE,
+    INSTANCE_COMPUTE,
+    check_column_names,
+    date_array,
+    with_column_names,
+)
 from .config import DEFAULT_FINAL_AFTER_HOURS, resolve_zone
 from .records import UsageRecords
 
@@ -40,6 +46,7 @@ def customer_instance_frame(
     tz: str | None = None,
     extended: bool = False,
     final_after: float = DEFAULT_FINAL_AFTER_HOURS,
+    column_names: str = "original",
 ) -> pd.DataFrame:
     """Daily mean deployed instances and unique integrations per customer.
 
@@ -66,6 +73,9 @@ def customer_instance_frame(
         ``final_after`` hours before ``records.fetched_at``, or now if unset).
     final_after : float, default 48
         Hours after its end from which a day counts as final.
+    column_names : {"original", "snake"}, default "original"
+        The report headers (``Deployed Instances``) or identifier-safe names
+        (``deployed_instances``) for warehouse engines.
 
     Returns
     -------
@@ -88,6 +98,7 @@ def customer_instance_frame(
     ['Customer ID', 'Customer Name', 'Date', 'Deployed Instances', 'Unique Integrations']
     """
     zone = resolve_zone(records.tz if tz is None else tz)
+    check_column_names(column_names)
     spec = CUSTOMER_INSTANCE.select(extended=extended)
     customers = _ranked_customers(records.customers)
     snapshots = records.snapshots
@@ -118,11 +129,16 @@ def customer_instance_frame(
         "Coverage": snapshots / np.maximum(expected, 1),
         "Final": _final(day, zone, records, final_after, extended),
     }
-    return spec.build({name: data[name] for name in spec.names})
+    frame = spec.build({name: data[name] for name in spec.names})
+    return with_column_names(frame, column_names)
 
 
 def instance_compute_frame(
-    records: UsageRecords, *, extended: bool = False, final_after: float = DEFAULT_FINAL_AFTER_HOURS
+    records: UsageRecords,
+    *,
+    extended: bool = False,
+    final_after: float = DEFAULT_FINAL_AFTER_HOURS,
+    column_names: str = "original",
 ) -> pd.DataFrame:
     """Daily execution counts and compute (MB-seconds) per instance.
 
@@ -141,6 +157,9 @@ def instance_compute_frame(
         ``final_after`` hours before ``records.fetched_at``, or now if unset).
     final_after : float, default 48
         Hours after its end from which a day counts as final.
+    column_names : {"original", "snake"}, default "original"
+        The report headers (``Execution Mb-Seconds``) or identifier-safe names
+        (``execution_mb_seconds``) for warehouse engines.
 
     Returns
     -------
@@ -157,6 +176,7 @@ def instance_compute_frame(
     >>> instance_compute_frame(records).shape
     (0, 9)
     """
+    check_column_names(column_names)
     spec = INSTANCE_COMPUTE.select(extended=extended)
     customers = _ranked_customers(records.customers)
     instances = _ranked_instances(records.instances, customers)
@@ -186,7 +206,8 @@ def instance_compute_frame(
         **{name: values[order] for name, values in counts.items()},
         "Final": _final(days[order], _UTC, records, final_after, extended),
     }
-    return spec.build({name: data[name] for name in spec.names})
+    frame = spec.build({name: data[name] for name in spec.names})
+    return with_column_names(frame, column_names)
 
 
 def _final(

@@ -32,7 +32,7 @@ import pandas as pd
 
 from ._calendar import day_span, local_days
 from ._periods import days as day_numbers
-from .columns import RECONCILIATION, date_array
+from .columns import RECONCILIATION, date_array, with_column_names
 from .config import resolve_zone
 from .errors import ConfigurationError
 from .records import OrgTotals
@@ -59,7 +59,8 @@ class Reconciliation:
     ``frame`` has the columns of :data:`prismatic_usage.columns.RECONCILIATION`
     (``Date, Metric, Org Total, Report Total, Difference``), five rows a date.
     ``refused`` is the API's message when the token may not read the org
-    totals (the frame is then empty).
+    totals (the frame is then empty). The frame keeps the report headers
+    whatever the report's naming; ``with_column_names(frame, "snake")`` renames it.
     """
 
     frame: pd.DataFrame
@@ -137,7 +138,10 @@ def reconcile(report: UsageReport, org_totals: OrgTotals | None = None) -> Recon
     dates = day_span(records.start, records.end)
     if org.refused is not None:
         return Reconciliation(RECONCILIATION.empty(), days=len(dates), refused=org.refused)
-    report_sums = _report_sums(report.instance_compute, report.customer_instances)
+    report_sums = _report_sums(
+        with_column_names(report.instance_compute, "original"),
+        with_column_names(report.customer_instances, "original"),
+    )
     org_daily = _org_daily(org)
     org_deployed = _org_deployed(org, resolve_zone(records.tz))
     columns: dict[str, list[Any]] = defaultdict(list)

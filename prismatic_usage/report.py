@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .client import fetch_usage_async
+from .columns import snake_name
 from .config import DEFAULT_FINAL_AFTER_HOURS, Connection, FetchOptions
 from .frames import customer_instance_frame, instance_compute_frame
 from .progress import ProgressArg
@@ -37,15 +38,19 @@ class UsageReport:
     records: UsageRecords
     reconciliation: Reconciliation | None = None
     final_after: float = DEFAULT_FINAL_AFTER_HOURS
+    column_names: str = "original"
 
     @functools.cached_property
     def coverage(self) -> pd.DataFrame:
         """Per customer and day with data: Snapshots, Expected Snapshots, Coverage, Final."""
         frame = customer_instance_frame(self.records, extended=True, final_after=self.final_after)
-        return frame[
+        frame = frame[
             ["Customer ID", "Customer Name", "Date", "Snapshots", "Expected Snapshots",
              "Coverage", "Final"]
         ]  # fmt: skip
+        if self.column_names == "snake":
+            frame = frame.rename(columns=snake_name)
+        return frame
 
 
 def build_report(
@@ -53,6 +58,7 @@ def build_report(
     *,
     extended: bool = False,
     final_after: float = DEFAULT_FINAL_AFTER_HOURS,
+    column_names: str = "original",
 ) -> UsageReport:
     """Both frames from already fetched records (no network).
 
@@ -66,16 +72,20 @@ def build_report(
         With org totals in ``records``, the report is also reconciled.
     final_after
         Hours after its end from which a day counts as final (``Final``).
+    column_names
+        ``"original"`` (the report headers) or ``"snake"`` (identifier-safe
+        names such as ``deployed_instances``) for both frames and ``coverage``.
     """
     report = UsageReport(
         customer_instances=customer_instance_frame(
-            records, extended=extended, final_after=final_after
+            records, extended=extended, final_after=final_after, column_names=column_names
         ),
         instance_compute=instance_compute_frame(
-            records, extended=extended, final_after=final_after
+            records, extended=extended, final_after=final_after, column_names=column_names
         ),
         records=records,
         final_after=final_after,
+        column_names=column_names,
     )
     if records.org_totals is None:
         return report
@@ -96,6 +106,7 @@ async def fetch_report_async(
     store: UsageStore | str | os.PathLike[str] | None = None,
     final_after: float = DEFAULT_FINAL_AFTER_HOURS,
     reconcile: bool = False,
+    column_names: str = "original",
 ) -> UsageReport:
     """Fetch ``start``..``end`` (inclusive) and build both frames; see :func:`fetch_report`."""
     if store is not None:
@@ -115,7 +126,10 @@ async def fetch_report_async(
         stored = usage_store.records(synced.start, synced.end, tz=tz)
         stored = dataclasses.replace(stored, org_totals=synced.org_totals)
         return build_report(
-            stored.with_stats(synced.stats), extended=extended, final_after=final_after
+            stored.with_stats(synced.stats),
+            extended=extended,
+            final_after=final_after,
+            column_names=column_names,
         )
     records = await fetch_usage_async(
         start,
@@ -128,7 +142,9 @@ async def fetch_report_async(
         progress=progress,
         org_totals=reconcile,
     )
-    return build_report(records, extended=extended, final_after=final_after)
+    return build_report(
+        records, extended=extended, final_after=final_after, column_names=column_names
+    )
 
 
 def fetch_report(
@@ -145,12 +161,14 @@ def fetch_report(
     store: UsageStore | str | os.PathLike[str] | None = None,
     final_after: float = DEFAULT_FINAL_AFTER_HOURS,
     reconcile: bool = False,
+    column_names: str = "original",
 ) -> UsageReport:
     """Fetch a date range and return the daily customer-instance and compute frames.
 
     Works in scripts and inside Jupyter (see :func:`prismatic_usage.fetch_usage`
     for the parameters; ``extended`` adds the external ID, integration name and
-    snapshot-count columns).
+    snapshot-count columns; ``column_names="snake"`` names the columns
+    ``customer_id``, ``deployed_instances``, ... for warehouse engines).
 
     With ``reconcile``, Prismatic's org totals are fetched too and the report
     is checked against them (``report.reconciliation``; a token that may not
@@ -185,5 +203,6 @@ def fetch_report(
             store=store,
             final_after=final_after,
             reconcile=reconcile,
+            column_names=column_names,
         )
     )

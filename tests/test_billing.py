@@ -55,9 +55,9 @@ CustomerRow = tuple[str, str, dt.date, float, float]
 ComputeRow = tuple[str, str, str, str, dt.date, int, int, int, int]
 
 
-def dates(values: Sequence[dt.date]) -> pd.api.extensions.ExtensionArray:
-    """A date32[pyarrow] array."""
-    return pd.arrays.ArrowExtensionArray(pa.array(values, type=pa.date32()))
+def dates(values: Sequence[dt.date]) -> np.ndarray[Any, Any]:
+    """A DATE array: each day at midnight, ``datetime64[s]``."""
+    return np.array([np.datetime64(v, "s") for v in values], dtype="datetime64[s]")
 
 
 def customers(
@@ -90,10 +90,15 @@ def compute(rows: Sequence[ComputeRow]) -> pd.DataFrame:
 
 def plain(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as dicts of plain Python values (NaN kept as NaN)."""
-    return [
-        {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-        for row in frame.to_dict("records")
-    ]
+    return [{str(k): _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _plain(value: Any) -> Any:
+    """A plain Python value; a midnight timestamp (a DATE cell) as its :class:`datetime.date`."""
+    if isinstance(value, pd.Timestamp):
+        assert value == value.normalize(), value
+        return value.date()
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def same(a: Any, b: Any) -> bool:
@@ -797,9 +802,7 @@ def test_summary_counts_coverage_in_hours_and_says_which_periods_are_final() -> 
             "Customer ID": ["c1", "c1", "c1"],
             "Customer Name": ["A", "A", "A"],
             "Customer External ID": ["x", "x", "x"],
-            "Date": pd.array(
-                [D(2025, 3, 29), D(2025, 3, 30), D(2025, 4, 1)], dtype=pd.ArrowDtype(pa.date32())
-            ),
+            "Date": dates([D(2025, 3, 29), D(2025, 3, 30), D(2025, 4, 1)]),
             "Deployed Instances": [1.0, 1.0, 1.0],
             "Unique Integrations": [1.0, 1.0, 1.0],
             "Snapshots": [24, 20, 12],
@@ -835,7 +838,7 @@ def test_a_period_is_final_only_once_its_utc_day_is_final_too() -> None:
         {
             "Customer ID": ["c1"],
             "Customer Name": ["A"],
-            "Date": pd.array([D(2025, 1, 31)], dtype=pd.ArrowDtype(pa.date32())),
+            "Date": dates([D(2025, 1, 31)]),
             "Deployed Instances": [1.0],
             "Unique Integrations": [1.0],
         }

@@ -301,12 +301,12 @@ def test_extended_columns_and_a_time_zone(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     header, rows = read_csv(tmp_path / "customer-instance-data.csv")
     assert header == (
-        "Customer ID,Customer Name,Customer External ID,Date,Deployed Instances,"
-        "Unique Integrations,Snapshots,Expected Snapshots,Coverage,Final"
+        "Customer ID,Customer Name,Date,Deployed Instances,Unique Integrations,"
+        "Customer External ID,Snapshots,Expected Snapshots,Coverage,Final"
     )
     # Berlin days are UTC 23:00 to 23:00, and every hour of the two days was fetched:
     # a full day has 24 hourly snapshots (fewer only where the data has gaps).
-    assert {row[3] for row in rows} == {"2024-12-02", "2024-12-03"}
+    assert {row[2] for row in rows} == {"2024-12-02", "2024-12-03"}
     assert max(int(row[6]) for row in rows) == 24
     # ... of 24 expected (no DST change in December), and December 2024 is long final.
     assert {row[7] for row in rows} == {"24"} and {row[9] for row in rows} == {"true"}

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from prismatic_usage.cli import build_parser
@@ -32,7 +33,7 @@ def test_the_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     day = dt.date(2024, 12, 16)
     assert again.fetched_days == {"snapshots": (day,), "metrics": (day,)}  # type: ignore[attr-defined]
     stored = namespace["stored"]
-    assert stored.customer_instances["Date"].max() == day  # type: ignore[attr-defined]
+    assert stored.customer_instances["Date"].max() == pd.Timestamp(day)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("spec", [CUSTOMER_INSTANCE, INSTANCE_COMPUTE, BILLING_SUMMARY])

@@ -87,7 +87,7 @@ def test_a_clean_org_reconciles_to_zero(
     # The org totals are the sandbox's own per-date sums, exactly (above 2**53 too).
     for row in exact.itertuples():
         expected = sum(getattr(m, FIELDS[row.Metric]) for m in clean_org.daily_metrics
-                       if m.snapshot_date == row.Date)  # fmt: skip
+                       if m.snapshot_date == row.Date.date())  # fmt: skip
         assert row._3 == expected and type(row._3) is int
     assert result.summary().startswith(
         "reconciled 5 days: executions match; steps match; MB-seconds match"
@@ -110,7 +110,7 @@ def test_a_deleted_instances_usage_is_exactly_the_difference(
     assert report.reconciliation is not None
     frame = report.reconciliation.frame
     exact = frame[frame["Metric"] != "Deployed Instances"]
-    got = {(r.Date, r.Metric): r.Difference for r in exact.itertuples()}
+    got = {(r.Date.date(), r.Metric): r.Difference for r in exact.itertuples()}
     assert got == {key: usage.get(key, 0) for key in got}
     mb = sum(v for (day, metric), v in usage.items()
              if metric == "Execution Mb-Seconds" and START <= day <= END)  # fmt: skip

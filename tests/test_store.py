@@ -619,7 +619,8 @@ def test_duckdb_and_polars_read_the_store_and_get_the_frames_sums_exactly(
     ).fetchall()
     ours = report.customer_instances
     lookup = {
-        (r["Customer ID"], r["Date"]): r["Deployed Instances"] for r in ours.to_dict("records")
+        (r["Customer ID"], r["Date"].date()): r["Deployed Instances"]
+        for r in ours.to_dict("records")
     }
     assert len(daily) == len(ours)
     for cid, d, mean in daily:
