@@ -8,7 +8,9 @@ reader, ``TransportProtocolError``); :mod:`prismatic_usage.session` maps them.
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
 from typing import Any
 
 import aiohttp
@@ -21,6 +23,8 @@ __all__ = [
     "capped_response",
     "json_object",
     "raise_for_bad_status",
+    "unreachable_host",
+    "unreachable_reason",
 ]
 
 
@@ -96,3 +100,40 @@ def json_object(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"the answer is a JSON {type(value).__name__}, not an object")
     return value
+
+
+def unreachable_host(url: str) -> str:
+    """``host[:port]`` of ``url`` for messages: never its user, password, path or query."""
+    return safe_origin(url).partition("://")[2] or safe_origin(url)
+
+
+def unreachable_reason(cause: BaseException) -> str:
+    """Why a connection could not be made, in a user's words, from the exception's type.
+
+    Classified by type (and errno), never by message text, so every request
+    that fails the same way gives the same words: ``name not found`` (DNS),
+    ``connection refused``, ``no answer`` (the connect timed out), ``its TLS
+    certificate is not valid``, ``the TLS handshake failed``, ``network
+    unreachable``, ``host unreachable``; else ``connection failed``.
+
+    Parameters
+    ----------
+    cause
+        What aiohttp raised while connecting (``ClientConnectorError`` and its
+        subclasses, or ``ConnectionTimeoutError``).
+    """
+    if isinstance(cause, aiohttp.ConnectionTimeoutError):
+        return "no answer"
+    if isinstance(cause, aiohttp.ClientConnectorCertificateError):
+        return "its TLS certificate is not valid"
+    if isinstance(cause, aiohttp.ClientSSLError):
+        return "the TLS handshake failed"
+    os_error = getattr(cause, "os_error", cause)
+    if isinstance(os_error, socket.gaierror):
+        return "name not found"
+    if isinstance(os_error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(os_error, TimeoutError):
+        return "no answer"
+    reasons = {errno.ENETUNREACH: "network unreachable", errno.EHOSTUNREACH: "host unreachable"}
+    return reasons.get(getattr(os_error, "errno", None) or 0, "connection failed")

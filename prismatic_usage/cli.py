@@ -15,7 +15,6 @@ import datetime as dt
 import logging
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,10 +22,16 @@ from pathlib import Path
 
 from . import _startup, config
 from ._atomic import completed_commits
-from ._safe_text import one_line, redact, register_secret, scrub
-from .audit import audit
 from .billing import Prices, billing_summary
 from .cli_args import OneLineParser, UsageError, build_parser, resolve_range
+from .cli_output import (
+    closing_lines,
+    configure_logging,
+    judge,
+    no_usage_warning,
+    output_dir,
+    shown_error,
+)
 from .columns import CUSTOMER_INSTANCE, INSTANCE_COMPUTE, with_column_names
 from .config import Connection, FetchOptions
 from .errors import (
@@ -43,9 +48,6 @@ from .estimate import estimate_fetch
 from .export import write_reports
 from .report import UsageReport, build_report, fetch_report
 from .usage_store import SyncResult, UsageStore
-
-# Our own messages are one line already; this only bounds what a server made of one.
-_MAX_ERROR_CHARS = 1000
 
 __all__ = ["main"]
 
@@ -99,27 +101,26 @@ def _check_dates(args: argparse.Namespace) -> None:
         log.warning("the end date %s is today or later: its numbers are still partial", end)
 
 
-def _check_output_dir(directory: Path) -> None:
-    """Create the output directory and prove it writable before any network work."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-    except OSError as exc:
-        raise OutputError(
-            f"cannot write to {directory}: {exc.strerror or exc}; choose another --output-dir"
-        ) from None
-
-
 @contextlib.contextmanager
 def _connection(args: argparse.Namespace) -> Iterator[Connection]:
     if not args.demo:
         yield config.resolve_connection(args.url)
         return
-    from .sandbox import Sandbox, demo_org
+    if not args.quiet and sys.stderr.isatty():  # it takes seconds: no blank screen meanwhile
+        print("generating demo data...", file=sys.stderr, flush=True)
+    from .sandbox import Sandbox, default_org
 
-    with Sandbox(demo_org(args.start_date, args.end_date)) as sandbox:
+    with Sandbox(default_org()) as sandbox:
         yield Connection(base_url=sandbox.url, token=sandbox.token)
+
+
+def _demo_days(args: argparse.Namespace) -> tuple[dt.date, dt.date] | None:
+    """For ``--demo``: the first and last day its generated data covers; else None."""
+    if not args.demo:
+        return None
+    from .sandbox import window
+
+    return window.FIRST_DAY, window.LAST_DAY
 
 
 def _prices(args: argparse.Namespace) -> Prices | None:
@@ -152,8 +153,14 @@ def _run(args: argparse.Namespace) -> int:
     prices = _prices(args)  # a price implies --summary
     if args.demo and args.store is not None:
         raise UsageError(
-            "--demo generates new data for every range, so it cannot feed a --store; run "
-            "`python -m prismatic_usage sandbox` and point --url at it instead"
+            "--demo serves generated data from a sandbox that lives only for this run, so it "
+            "cannot feed a --store; run `python -m prismatic_usage sandbox` and point --url "
+            "at it instead"
+        )
+    if args.demo and args.url is not None:
+        raise UsageError(
+            "--demo serves its own generated data, so it cannot be combined with --url; "
+            "drop one of them"
         )
     if not args.demo:
         config.resolve_connection(args.url)  # URL and token problems before any side effect
@@ -177,10 +184,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"the store holds {total - min(days, total)} of the {total} days; "
                   f"{days} to fetch (new customers and instances add their history)")  # fmt: skip
         return EXIT_OK
-    _check_output_dir(args.output_dir)
     started = time.monotonic()
     synced: SyncResult | None = None
-    with _connection(args) as connection:
+    with output_dir(args.output_dir), _connection(args) as connection:
         if args.store is None:
             report: UsageReport = fetch_report(
                 args.start_date,
@@ -216,36 +222,18 @@ def _run(args: argparse.Namespace) -> int:
                     final_after=args.final_after,
                 )
                 paths = _write(args, report, prices)
-                run.add_outputs(paths)
+                run.add_outputs([path for path, _ in paths])
+    demo = _demo_days(args)
+    warning = no_usage_warning(report, args.start_date, args.end_date, demo=demo)
+    if warning is not None:
+        print(f"prismatic-usage: warning: {warning}", file=sys.stderr)
     if not args.quiet:
-        for path in paths:
-            print(f"wrote {path}")
-        records = report.records
-        print(
-            f"{records.customers.num_rows} customers, {records.instances.num_rows} instances, "
-            f"{len(report.customer_instances)} + {len(report.instance_compute)} rows, "
-            f"{records.stats.requests} requests, {time.monotonic() - started:.1f} s"
-        )
+        seconds = time.monotonic() - started
+        print("\n".join(closing_lines(paths, report, seconds, demo=demo)))
         if synced is not None:
             print(synced.summary())
-    return _judge(args, report)
-
-
-def _judge(args: argparse.Namespace, report: UsageReport) -> int:
-    """Say whether the written data is clean; with ``--strict``, exit 6 when it is not."""
-    reconciliation = report.reconciliation
-    if reconciliation is not None and reconciliation.refused is not None:
-        print(
-            f"prismatic-usage: warning: {reconciliation.summary()}; no reconciliation.csv "
-            "written (the token needs permission to read org usage)",
-            file=sys.stderr,
-        )
-    elif reconciliation is not None and not args.quiet:
-        print(reconciliation.summary())
-    verdict = audit(report)
-    if not verdict.clean and (args.strict or not args.quiet):
-        print(verdict.summary(), file=sys.stderr if args.strict else sys.stdout)
-    return EXIT_NOT_CLEAN if args.strict and not verdict.clean else EXIT_OK
+    not_clean = judge(report, strict=args.strict, quiet=args.quiet)
+    return EXIT_NOT_CLEAN if not_clean else EXIT_OK
 
 
 def _fetch_extended(args: argparse.Namespace, prices: Prices | None) -> bool:
@@ -253,8 +241,13 @@ def _fetch_extended(args: argparse.Namespace, prices: Prices | None) -> bool:
     return args.columns == "extended" or prices is not None
 
 
-def _write(args: argparse.Namespace, report: UsageReport, prices: Prices | None) -> list[Path]:
-    """Write the reports (and the billing summary) that the arguments ask for."""
+def _write(
+    args: argparse.Namespace, report: UsageReport, prices: Prices | None
+) -> list[tuple[Path, int]]:
+    """Write the reports (and the billing summary) that the arguments ask for.
+
+    Returns every file written with its rows (files come per frame, per format).
+    """
     extended = args.columns == "extended"
     customer, compute = report.customer_instances, report.instance_compute
     extra = []
@@ -281,15 +274,18 @@ def _write(args: argparse.Namespace, report: UsageReport, prices: Prices | None)
     if not extended:  # the frames were extended for the summary only
         customer = customer[CUSTOMER_INSTANCE.select(extended=False).names]
         compute = compute[INSTANCE_COMPUTE.select(extended=False).names]
+    formats = ("csv", "parquet") if args.format == "both" else (args.format,)
     named = [with_column_names(frame, args.column_names) for frame in (customer, compute, *extra)]
-    return write_reports(
+    paths = write_reports(
         named[0],
         named[1],
         args.output_dir,
-        formats=("csv", "parquet") if args.format == "both" else (args.format,),
+        formats=formats,
         excel_safe=args.excel_safe,
         extra=named[2:],
     )
+    rows = [len(frame) for frame in (customer, compute, *extra) for _ in formats]
+    return list(zip(paths, rows, strict=True))
 
 
 def _store_command(arguments: list[str]) -> int:
@@ -307,34 +303,9 @@ def _store_command(arguments: list[str]) -> int:
             raise UsageError(f"{args.directory} is not a usage store (no store.json in it)")
         print(UsageStore(args.directory).info().summary())
     except PrismaticUsageError as exc:
-        print(f"prismatic-usage: error: {_shown(exc)}", file=sys.stderr)
+        print(f"prismatic-usage: error: {shown_error(exc)}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ConfigurationError) else EXIT_FAILURE
     return EXIT_OK
-
-
-def _shown(exc: BaseException) -> str:
-    """An error's message as one safe line: no control characters, no token, capped."""
-    return one_line(redact(str(exc)), limit=_MAX_ERROR_CHARS)
-
-
-class _SafeFormatter(logging.Formatter):
-    """Log lines and tracebacks (``--verbose``) with tokens cut out and control
-    characters escaped: exceptions chained from gql quote whole answer bodies."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return scrub(super().format(record))
-
-
-def _configure_logging(verbose: bool) -> None:
-    for secret in config.secrets_in_environment():
-        register_secret(secret)  # redacted from every message and log line from now on
-    root = logging.getLogger("prismatic_usage")
-    if not any(getattr(h, "_prismatic_usage_cli", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(_SafeFormatter("%(levelname)s %(name)s: %(message)s"))
-        handler._prismatic_usage_cli = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -381,7 +352,7 @@ def _main(arguments: list[str]) -> int:
         args = parser.parse_args(arguments)
     except SystemExit as exit_:
         return int(exit_.code or 0)
-    _configure_logging(args.verbose)
+    configure_logging(args.verbose)
     commits = completed_commits()
     try:
         return _run(args)
@@ -399,12 +370,12 @@ def _main(arguments: list[str]) -> int:
     except PrismaticUsageError as exc:
         if args.verbose:
             log.exception("failed")
-        print(f"prismatic-usage: error: {_shown(exc)}", file=sys.stderr)
+        print(f"prismatic-usage: error: {shown_error(exc)}", file=sys.stderr)
         return exit_code(exc)
     except Exception as exc:
         log.debug("unexpected failure", exc_info=True)
         print(
-            f"prismatic-usage: unexpected error: {type(exc).__name__}: {_shown(exc)}; "
+            f"prismatic-usage: unexpected error: {type(exc).__name__}: {shown_error(exc)}; "
             "run with --verbose for a traceback and report it",
             file=sys.stderr,
         )

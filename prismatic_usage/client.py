@@ -136,8 +136,10 @@ async def fetch_usage_async(
         Tuning knobs (:class:`FetchOptions`): concurrency, pace, page size, packing.
     progress
         ``True`` (default) shows a tqdm bar when stderr is a terminal or in
-        Jupyter; ``False`` shows none; a callable receives a
-        :class:`FetchProgress` after every request instead.
+        Jupyter (pages fetched of pages known, the phase, records: see
+        :func:`prismatic_usage.progress.progress_reporter`); ``False`` shows
+        none; a callable receives a :class:`FetchProgress` once before the
+        first request and after every request instead.
     org_totals
         Also fetch Prismatic's own org-wide totals for the range
         (``records.org_totals``), to reconcile the reports against

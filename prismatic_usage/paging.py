@@ -11,16 +11,25 @@ another order on the next request. A stream whose pages contradict each other
 is read again from the start (:meth:`Paging.restart`, at most
 :data:`MAX_RESTARTS` times); pages of an earlier reading are ignored when they
 arrive. Pure bookkeeping over the unit queue: no I/O.
+
+It also counts pages for progress (:attr:`Paging.pages_done` of
+:attr:`Paging.pages_total`): a planned stream counts one page until its first
+page's ``totalCount`` tells how many follow; a stream that ends early (refused,
+abandoned) drops the pages it will not fetch, and one read again from the
+start keeps the pages that arrived (they were fetched) and counts its new
+first page.
 """
 
 from __future__ import annotations
+
+import math
 
 from . import queries
 from .config import FetchOptions
 from .plan import Window
 from .queries import Stream
 from .unit_queue import UnitQueue
-from .units import PageUnit, StreamKey, StreamState
+from .units import PHASES, PageUnit, StreamKey, StreamState
 
 __all__ = ["MAX_RESTARTS", "Paging"]
 
@@ -63,6 +72,31 @@ class Paging:
         self.ahead = max(2, options.concurrency * options.pack * _AHEAD_PACKS)
         #: Restarts so far, over all streams.
         self.restarts = 0
+        # Pages that arrived, and pages known to be needed, per stream (all readings).
+        self._arrived: dict[StreamKey, int] = {}
+        self._needed: dict[StreamKey, int] = {}
+        #: Pages that arrived (of every reading of a stream), for progress.
+        self.pages_done = 0
+        #: Pages known to be needed: those that arrived, and those still to come.
+        self.pages_total = 0
+
+    def phase(self) -> str:
+        """What the fetch is doing, for progress: one of :data:`~prismatic_usage.units.PHASES`.
+
+        The customers, then the instances, are being listed until each list is
+        complete (per-entity usage waits for them); then usage is fetched.
+        """
+        for stream in (queries.CUSTOMERS, queries.INSTANCES):
+            state = self.states.get((stream.name, None, None))
+            if state is None or not state.done:
+                return f"listing {stream.name}"
+        return PHASES[-1]
+
+    def _expect(self, key: StreamKey, more: int) -> None:
+        """Count ``more`` pages to come for ``key``, on top of those that arrived."""
+        needed = self._arrived.setdefault(key, 0) + more
+        self.pages_total += needed - self._needed.get(key, 0)
+        self._needed[key] = needed
 
     def state(self, unit: PageUnit) -> StreamState:
         """The paging state of ``unit``'s stream."""
@@ -85,6 +119,7 @@ class Paging:
             first = min(first, bound * len(window.days()))
         state.outstanding += 1
         state.planned_until = first
+        self._expect((stream.name, entity, window), 1)
         self._queue.enqueue(PageUnit(stream, entity, 0, first, window, probe, state.attempt))
         return state
 
@@ -93,6 +128,10 @@ class Paging:
         state = self.states[unit.key]
         state.total = total
         state.outstanding -= 1
+        self._arrived[unit.key] += 1
+        self.pages_done += 1
+        if unit.offset == 0:  # the first page: now the stream's pages are known
+            self._expect(unit.key, math.ceil(max(0, total - unit.first) / self._page_size))
         size = self._page_size
         alone = unit.stream in self._alone
         while state.planned_until < total and state.outstanding < self.ahead:
@@ -123,4 +162,9 @@ class Paging:
         self._queue.drop(lambda queued: queued.key == key)
         state = self.states[key]
         state.attempt += 1  # its pages still in flight are ignored when they arrive
-        state.end_empty()
+        self.end(key)
+
+    def end(self, key: StreamKey) -> None:
+        """End a stream without (more) records: refused, or replaced by other streams."""
+        self.states[key].end_empty()
+        self._expect(key, 0)

@@ -161,6 +161,7 @@ class Planner:
     async def run(self, *, lists_only: bool = False) -> None:
         """Fetch everything (or only the customer and instance lists)."""
         self.start(lists_only=lists_only)
+        self._report_progress()  # the bar shows before the first answer
         await self._dispatch.run()
 
     @property
@@ -244,14 +245,14 @@ class Planner:
             self._queue.drop(lambda queued: queued.stream in _ORG_TOTALS)
             for key, state in self._states.items():
                 if key[0] in _ORG_TOTAL_NAMES and not state.done:
-                    state.end_empty()
+                    self._paging.end(key)
                     self._entities_done += 1
             return
         if unit.is_probe:
             # The org-wide probe was refused: fall back to one stream per entity.
             kind = KIND_OF_STREAM[unit.stream.name]
             log.info("org-wide %s refused (%s); querying per entity", unit.stream.name, message)
-            self._states[unit.key].end_empty()
+            self._paging.end(unit.key)
             self._entities_done += 1
             self._org_probe_answered(kind, accepted=False)
             return
@@ -385,15 +386,19 @@ class Planner:
         self._plan_streams(self._fanout.ready(self._list_ids))
 
     def _report_progress(self) -> None:
-        if self._progress is not None:
-            self._progress(
-                FetchProgress(
-                    entities_done=self._entities_done,
-                    entities_total=self._entities_total,
-                    requests=self._session.counters.requests,
-                    rows=self.rows_received,
-                )
+        if self._progress is None:
+            return
+        self._progress(
+            FetchProgress(
+                entities_done=self._entities_done,
+                entities_total=self._entities_total,
+                requests=self._session.counters.requests,
+                rows=self.rows_received,
+                pages_done=self._paging.pages_done,
+                pages_total=self._paging.pages_total,
+                phase=self._paging.phase(),
             )
+        )
 
     def check_complete(self) -> None:
         """Every planned stream finished; anything else is a bug worth a loud error."""

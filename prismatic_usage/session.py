@@ -38,8 +38,10 @@ from ._responses import (
     capped_response,
     json_object,
     raise_for_bad_status,
+    unreachable_host,
+    unreachable_reason,
 )
-from ._safe_text import redact, register_secret, safe_origin
+from ._safe_text import redact, register_secret
 from .config import Connection, FetchOptions
 from .errors import (
     APIError,
@@ -215,7 +217,11 @@ class ApiSession:
                 elapsed + wait + pause > self._options.max_retry_seconds
             ):
                 raise RetriesExhaustedError(
-                    f"{what} failed after {attempts} attempts over {elapsed:.0f} s; "
+                    # An unreachable host is the run's problem, not one request's:
+                    # the same words whichever request met it first.
+                    f"{failure.description}; check --url"
+                    if failure.unreachable
+                    else f"{what} failed after {attempts} attempts over {elapsed:.0f} s; "
                     f"last error: {failure.description}",
                     attempts=attempts,
                     last_status=failure.status,
@@ -322,20 +328,13 @@ class ApiSession:
                     retry_after=parse_retry_after(headers.get("Retry-After")),
                 )
             raise APIError(f"{what}: the API answered HTTP {status}") from exc
-        if isinstance(cause, aiohttp.ConnectionTimeoutError):
-            return _Failure(
-                f"cannot connect to {safe_origin(self._connection.base_url)} (no answer)",
-                unreachable=True,
-            )
+        if isinstance(cause, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
+            host = unreachable_host(self._connection.base_url)
+            return _Failure(f"cannot reach {host}: {unreachable_reason(cause)}", unreachable=True)
         if isinstance(cause, TimeoutError | asyncio.TimeoutError):
             if splittable:
                 raise RequestTooLarge(f"{what}: timed out") from exc
             return _Failure(f"timed out after {self._options.timeout:.0f} s")
-        if isinstance(cause, aiohttp.ClientConnectorError):
-            return _Failure(
-                f"cannot connect to {safe_origin(self._connection.base_url)} ({cause.strerror})",
-                unreachable=True,
-            )
         return _Failure(f"connection failed ({type(cause).__name__ if cause else 'unknown'})")
 
     def _count_status(self, status: int | None) -> None:

@@ -26,6 +26,7 @@ from .records import (
 )
 
 __all__ = [
+    "PHASES",
     "FetchProgress",
     "PageUnit",
     "ProgressCallback",
@@ -36,9 +37,21 @@ __all__ = [
 ]
 
 
+#: The phases a fetch goes through, in order (:attr:`FetchProgress.phase`).
+PHASES = ("listing customers", "listing instances", "fetching usage")
+
+
 @dataclass(frozen=True)
 class FetchProgress:
-    """A progress report, sent after every request (rows as received, system records included).
+    """A progress report, sent after every request.
+
+    ``pages_done`` of ``pages_total`` is what a progress bar shows: pages
+    (one page of one list or usage stream, up to ``page_size`` records) that
+    arrived, against every page known to be needed so far. The total grows
+    while the run learns its work: each stream counts one page until its
+    first page's ``totalCount`` tells how many follow, and the usage streams
+    of each customer / instance are planned once its list is complete. A
+    stream read again from the start adds its pages again.
 
     Attributes
     ----------
@@ -47,13 +60,21 @@ class FetchProgress:
     requests
         HTTP requests made so far.
     rows
-        Records received so far.
+        Records received so far (system records included).
+    pages_done, pages_total
+        Pages arrived, and pages known to be needed so far.
+    phase
+        One of :data:`PHASES`: the lists are read first (usage fetched
+        org-wide may already arrive meanwhile).
     """
 
     entities_done: int
     entities_total: int
     requests: int
     rows: int
+    pages_done: int = 0
+    pages_total: int = 0
+    phase: str = PHASES[-1]
 
 
 ProgressCallback = Callable[[FetchProgress], None]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from prismatic_usage.sandbox import OrgData, Sandbox, demo_org, generate_org
+from prismatic_usage.sandbox import OrgData, Sandbox, default_org, generate_org
 
 START, END = dt.date(2024, 12, 2), dt.date(2024, 12, 4)
 CUSTOMER_HEADER = "Customer ID,Customer Name,Date,Deployed Instances,Unique Integrations"
@@ -103,8 +103,8 @@ def test_demo_writes_both_reports_matching_a_hand_computation(tmp_path: Path) ->
     )
     assert result.returncode == 0, result.stderr
     assert "wrote" in result.stdout and "requests" in result.stdout
-    # The demo serves demo_org: seed 0 over the requested days and one either side.
-    data = demo_org(START, END)
+    # The demo serves what every sandbox serves by default (the README's range).
+    data = default_org()
     header, rows = read_csv(tmp_path / "customer-instance-data.csv")
     assert header == CUSTOMER_HEADER
     assert rows == expected_customer_rows(data, START, END)

@@ -2,8 +2,9 @@
 
 Prints ``url: http://127.0.0.1:PORT`` and ``token: TOKEN`` on stdout as soon as it
 listens (a script can read those two lines), then serves until SIGINT or SIGTERM.
-By default the data covers the 31 UTC days ending yesterday, so "last month"
-reports have something to show.
+By default it serves what every sandbox serves (:mod:`prismatic_usage.sandbox.window`):
+seed 0, 50 customers, usage from 2024-12-01 to 2025-02-13 (the README's range)
+and one UTC day either side; ``--start-date``/``--days`` choose other days.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from ..cli_args import OneLineParser
 from .faults import FaultPlan
 from .generator import generate_org
 from .server import Sandbox
+from .window import LAST_DAY, UTC_DAYS, UTC_START
 
 __all__ = ["run"]
 
 DEFAULT_PORT = 8080
-DEFAULT_DAYS = 31
 
 
 def _date(text: str) -> dt.date:
@@ -43,9 +44,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="data generator seed")
     parser.add_argument("--customers", type=int, default=50, help="ordinary customers")
     parser.add_argument(
-        "--start-date", type=_date, help="first UTC day of data (default: DAYS days before today)"
+        "--start-date",
+        type=_date,
+        default=UTC_START,
+        help=f"first UTC day of data (default: {UTC_START}, the day before the README's range)",
     )
-    parser.add_argument("--days", type=int, default=DEFAULT_DAYS, help="days of data")
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=UTC_DAYS,
+        help=f"days of data (default: {UTC_DAYS}, through the day after {LAST_DAY})",
+    )
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
     parser.add_argument("--rate-limit", type=float, help="requests per second before HTTP 429")
     parser.add_argument(
@@ -68,7 +77,7 @@ def run(argv: list[str] | None = None) -> int:
     if args.days < 1 or args.customers < 0 or args.workers < 0:
         print("error: --days must be >= 1, --customers and --workers >= 0", file=sys.stderr)
         return 2
-    start = args.start_date or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=args.days)
+    start = args.start_date
     data = generate_org(seed=args.seed, customers=args.customers, start=start, days=args.days)
     stop = threading.Event()
 

@@ -394,15 +394,16 @@ def _metric_row(rng: random.Random, instance_id: str, day: dt.date) -> DailyMetr
 
 
 def demo_org(start: dt.date, end: dt.date) -> OrgData:
-    """The org ``--demo`` serves: seed 0, covering ``start``..``end`` plus a day on each side.
+    """A realistic org (seed 0, no edge cases) covering ``start``..``end`` plus a day on each side.
 
-    A realistic org (no edge cases, see :func:`generate_org`). The extra days let any
-    time zone's first and last local day be whole.
+    Every sandbox (``--demo``, ``python -m prismatic_usage sandbox``, ``Sandbox()``)
+    serves it over the one sandbox window (:mod:`prismatic_usage.sandbox.window`).
+    The extra days let any time zone's first and last local day be whole.
 
     Parameters
     ----------
     start, end
-        The first and last day (inclusive) the demo is asked for.
+        The first and last day (inclusive) to cover.
 
     Returns
     -------

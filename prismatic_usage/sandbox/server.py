@@ -16,11 +16,11 @@ from .app import build_app
 from .data import OrgData
 from .execution import WorkerPool
 from .faults import CannedResponse, FaultPlan
-from .generator import generate_org
 from .runner import ThreadedServer
 from .schema import sandbox_schema
 from .state import SandboxState, Switches
 from .stats import SandboxStats
+from .window import default_org
 
 __all__ = ["Sandbox"]
 
@@ -31,7 +31,9 @@ class Sandbox:
     Parameters
     ----------
     data
-        The organisation to serve; default ``generate_org(seed=0)`` (50 customers, 31 days).
+        The organisation to serve; default :func:`~prismatic_usage.sandbox.window.default_org`
+        (seed 0, 50 customers, usage from 2024-12-01 to 2025-02-13: the README's range,
+        served by every sandbox by default).
     token
         The access token to accept (``Authorization: Bearer <token>``); random if None.
     refresh_token
@@ -76,7 +78,7 @@ class Sandbox:
     ) -> None:
         if workers < 0:
             raise ValueError("workers must be >= 0")
-        data = data if data is not None else generate_org()
+        data = data if data is not None else default_org()
         schema = sandbox_schema()
         self._state = SandboxState(
             data,
