@@ -36,7 +36,7 @@ _MAX_ERROR_CHARS = 1000
 
 #: What one row of each report file is, by file stem (other files: plain rows).
 _ROW_MEANING = {
-    "customer-instance-data": "one per customer, instance and day",
+    "customer-instance-data": "one per customer and day",
     "instance-compute-data": "one per instance and day",
 }
 

@@ -144,7 +144,7 @@ def test_demo_names_what_it_wrote_and_that_it_is_generated(tmp_path: Path) -> No
     customers = sum(not c.is_system for c in data.customers)
     lines = result.stdout.splitlines()
     assert re.fullmatch(
-        r"wrote customer-instance-data\.csv: [\d,]+ rows \(one per customer, instance and day\)",
+        r"wrote customer-instance-data\.csv: [\d,]+ rows \(one per customer and day\)",
         lines[0],
     )
     assert lines[1].startswith("wrote customer-instance-data.parquet: ")
