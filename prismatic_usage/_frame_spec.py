@@ -118,8 +118,10 @@ class Column:
 class FrameSpec:
     """An ordered column declaration for one report.
 
-    Extended columns are kept after all others (whatever order they are
-    declared in).
+    Columns are kept in three groups, each in declared order: the basic
+    columns, then the optional ones (present only when asked for, e.g. a
+    price's amount), then the extended ones; so a variant with more columns
+    only ever appends to the basic schema.
 
     Attributes
     ----------
@@ -140,8 +142,12 @@ class FrameSpec:
     naming: str = "original"
 
     def __post_init__(self) -> None:
-        basic = tuple(c for c in self.columns if not c.extended)
-        object.__setattr__(self, "columns", basic + tuple(c for c in self.columns if c.extended))
+        # Basic columns first, then optional ones, then extended ones (each in declared
+        # order): asking for more columns only ever appends to the basic schema.
+        basic = [c for c in self.columns if not (c.extended or c.optional)]
+        optional = [c for c in self.columns if c.optional and not c.extended]
+        extended = [c for c in self.columns if c.extended]
+        object.__setattr__(self, "columns", tuple(basic + optional + extended))
 
     def named(self, column_names: str) -> FrameSpec:
         """This declaration with other names.

@@ -76,7 +76,9 @@ def billing_summary(
     compute_frame : pandas.DataFrame
         From :func:`~prismatic_usage.frames.instance_compute_frame`.
     period : {"month", "week", "range"}, default "month"
-        See the module docstring.
+        ``"month"``: calendar months; ``"week"``: ISO weeks, Monday to Sunday;
+        ``"range"``: the whole range as one period. Periods are clipped to the
+        range, so a range starting on 15 January gives a January row of 17 days.
     start, end : datetime.date or ISO str, optional
         The requested range, inclusive.
     prices : Prices, optional

@@ -164,7 +164,9 @@ def customer_period_rollup(
         From :func:`~prismatic_usage.frames.customer_instance_frame`, basic or
         extended; at most one row per customer and day.
     period : {"month", "week", "range"}, default "month"
-        See the module docstring.
+        ``"month"``: calendar months; ``"week"``: ISO weeks, Monday to Sunday;
+        ``"range"``: the whole range as one period. Periods are clipped to the
+        range, so a range starting on 15 January gives a January row of 17 days.
     start, end : datetime.date or ISO str, optional
         The requested range, inclusive; default the frame's first and last Date.
     tz : str, default "UTC"
@@ -281,7 +283,9 @@ def compute_rollup(
     compute_frame : pandas.DataFrame
         From :func:`~prismatic_usage.frames.instance_compute_frame`, basic or extended.
     period : {"month", "week", "range"}, default "month"
-        See the module docstring.
+        ``"month"``: calendar months; ``"week"``: ISO weeks, Monday to Sunday;
+        ``"range"``: the whole range as one period. Periods are clipped to the
+        range, so a range starting on 15 January gives a January row of 17 days.
     by : {"instance", "customer"}, default "instance"
         Group by instance (within its customer) or by customer.
     start, end : datetime.date or ISO str, optional

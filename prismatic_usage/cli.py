@@ -370,7 +370,8 @@ def _main(arguments: list[str]) -> int:
     except PrismaticUsageError as exc:
         if args.verbose:
             log.exception("failed")
-        print(f"prismatic-usage: error: {shown_error(exc)}", file=sys.stderr)
+        hint = "; see prismatic-usage --help" if isinstance(exc, UsageError) else ""
+        print(f"prismatic-usage: error: {shown_error(exc)}{hint}", file=sys.stderr)
         return exit_code(exc)
     except Exception as exc:
         log.debug("unexpected failure", exc_info=True)

@@ -72,6 +72,7 @@ __all__ = [
     "snake_name",
     "spec_for_columns",
     "with_column_names",
+    "with_original_names",
 ]
 
 
@@ -246,6 +247,25 @@ def naming_of(frame: pd.DataFrame, column_names: str | None = None) -> str:
         return column_names
     spec = spec_for_columns(frame.columns)
     return spec.naming if spec is not None else "original"
+
+
+_ORIGINAL_OF_SNAKE = {
+    snake_name(column.name): column.name for report in REPORTS for column in report.columns
+}
+
+
+def with_original_names(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every snake-case report column renamed to its header, column by
+    column (so a selection of a report's columns works too).
+
+    Parameters
+    ----------
+    frame
+        Any frame; columns that are no report's snake-case name keep their names.
+    """
+    if not any(name in _ORIGINAL_OF_SNAKE for name in frame.columns):
+        return frame
+    return frame.rename(columns=lambda name: _ORIGINAL_OF_SNAKE.get(name, name))
 
 
 def with_column_names(frame: pd.DataFrame, column_names: str) -> pd.DataFrame:

@@ -31,6 +31,7 @@ import pandas as pd
 from ._plot_labels import MAX_NAME as MAX_NAME  # longest name shown in full
 from ._plot_labels import customer_labels, labels
 from .billing import MB_PER_GB
+from .columns import with_original_names
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -79,7 +80,9 @@ def plot_deployed_instances(customer_frame: pd.DataFrame, *, top: int = 8) -> Fi
     ValueError
         If a needed column is missing or ``top`` < 1.
     """
-    _check(customer_frame, ("Customer ID", "Customer Name", "Date", "Deployed Instances"))
+    customer_frame = _checked(
+        customer_frame, ("Customer ID", "Customer Name", "Date", "Deployed Instances")
+    )
     _check_top(top)
     fig = _figure()
     ax = fig.add_subplot()
@@ -135,7 +138,7 @@ def plot_daily_executions(compute_frame: pd.DataFrame) -> Figure:
     ValueError
         If a needed column is missing.
     """
-    _check(compute_frame, ("Date", "Successful Executions", "Failed Executions"))
+    compute_frame = _checked(compute_frame, ("Date", "Successful Executions", "Failed Executions"))
     fig = _figure()
     counts, rate = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
     fig.suptitle("Daily executions: successful vs failed")
@@ -190,7 +193,7 @@ def plot_top_compute(compute_frame: pd.DataFrame, *, top: int = 10) -> Figure:
         If a needed column is missing or ``top`` < 1.
     """
     columns = ("Customer ID", "Customer Name", "Instance ID", "Instance Name")
-    _check(compute_frame, (*columns, "Execution Mb-Seconds"))
+    compute_frame = _checked(compute_frame, (*columns, "Execution Mb-Seconds"))
     _check_top(top)
     fig = _figure()
     ax = fig.add_subplot()
@@ -259,7 +262,7 @@ def plot_coverage(coverage: pd.DataFrame, *, top: int = 30) -> Figure:
     ValueError
         If a needed column is missing or ``top`` < 1.
     """
-    _check(coverage, ("Customer ID", "Customer Name", "Date", "Coverage"))
+    coverage = _checked(coverage, ("Customer ID", "Customer Name", "Date", "Coverage"))
     _check_top(top)
     fig = _figure()
     ax = fig.add_subplot()
@@ -300,11 +303,14 @@ def _figure() -> Figure:
     return Figure(figsize=FIGSIZE, layout="constrained")
 
 
-def _check(frame: pd.DataFrame, columns: Sequence[str]) -> None:
-    """Raise ``ValueError`` naming the columns the frame lacks."""
+def _checked(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with the report headers (snake-case names are renamed back), after
+    checking it has ``columns``; ``ValueError`` names the columns it lacks."""
+    frame = with_original_names(frame)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"the frame lacks the column(s) {missing}; pass a frame from fetch_report")
+    return frame
 
 
 def _check_top(top: int) -> None:

@@ -41,7 +41,7 @@ from ._responses import (
     unreachable_host,
     unreachable_reason,
 )
-from ._safe_text import redact, register_secret
+from ._safe_text import redact, register_secret, safe_origin
 from .config import Connection, FetchOptions
 from .errors import (
     APIError,
@@ -73,6 +73,8 @@ _BACKOFF_CAP = 30.0
 _UNREACHABLE_ATTEMPTS = 3
 _MAX_REFRESHES = 20
 _CONNECT_TIMEOUT = 10.0
+# No such endpoint, method or feature: the URL is not a Prismatic stack. Never retried.
+_NOT_AN_API = frozenset({404, 405, 501})
 # A refresh answer is a few hundred bytes; an access token is printable ASCII that
 # fits an HTTP header (no spaces, no control characters), and not megabytes of it.
 _MAX_REFRESH_BYTES = 64 * 2**10
@@ -261,6 +263,8 @@ class ApiSession:
         except TransportServerError as exc:
             status = exc.code
             self._count_status(status)
+            if status in _NOT_AN_API:
+                raise self._not_an_api(status) from exc
             if status in (400, 413) and splittable:
                 raise RequestTooLarge(f"{what}: HTTP {status}") from exc
             if status is not None and 400 <= status < 500 and status not in (401, 403, 429):
@@ -319,6 +323,8 @@ class ApiSession:
             status = cause.status
             self._count_status(status)
             headers: Mapping[str, str] = cause.headers or {}
+            if status in _NOT_AN_API:
+                raise self._not_an_api(status) from exc
             if status == 413 and splittable:
                 raise RequestTooLarge(f"{what}: HTTP 413") from exc
             if status in (401, 403, 429) or status >= 500:
@@ -336,6 +342,13 @@ class ApiSession:
                 raise RequestTooLarge(f"{what}: timed out") from exc
             return _Failure(f"timed out after {self._options.timeout:.0f} s")
         return _Failure(f"connection failed ({type(cause).__name__ if cause else 'unknown'})")
+
+    def _not_an_api(self, status: int) -> APIError:
+        """The one error for a URL whose server is not a GraphQL API (same whatever request)."""
+        return APIError(
+            f"{safe_origin(self._connection.base_url)} does not answer like a Prismatic API "
+            f"(HTTP {status} for {self._connection.api_url.rsplit('/', 1)[-1]!r}); check --url"
+        )
 
     def _count_status(self, status: int | None) -> None:
         if status is not None:

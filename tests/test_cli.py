@@ -333,3 +333,21 @@ def test_a_missing_token_leaves_no_output_directory(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 3 and "PRISMATIC_API_KEY" in result.stderr
     assert not (tmp_path / "reports").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (("sandbox", "--port", "99999"), "argument --port: '99999' must be between 0 and 65535"),
+        (("sandbox", "--latency", "-1"), "argument --latency"),
+        (("--demo", "--start-date", "2024-12-01"), "--start-date and --end-date go together"),
+        (("store",), "the following arguments are required"),
+    ],
+)
+def test_every_usage_error_is_one_line_with_a_help_hint(
+    tmp_path: Path, command: tuple[str, ...], expected: str
+) -> None:
+    result = run_cli(*command, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and expected in result.stderr
+    assert result.stderr.rstrip().endswith("--help") and "Traceback" not in result.stderr

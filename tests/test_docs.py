@@ -153,3 +153,14 @@ def test_help_documents_exactly_the_public_api() -> None:
     )
     assert "internal" in "\n".join(_section(text, "DESCRIPTION"))
     assert len(text.splitlines()) < MAX_HELP_LINES
+
+
+def test_no_public_docstring_sends_the_reader_elsewhere_for_its_parameters() -> None:
+    import inspect
+
+    import prismatic_usage
+
+    for name in prismatic_usage.__all__:
+        doc = inspect.getdoc(getattr(prismatic_usage, name)) or ""
+        assert "See the module docstring" not in doc, name
+        assert "see fetch_usage for the parameters" not in doc, name

@@ -136,10 +136,31 @@ def test_snake_frames_hold_the_same_values_and_feed_the_billing_functions(
     assert summary.to_numpy().tolist() == original.to_numpy().tolist()
 
 
-def test_extended_columns_only_append_to_the_basic_schema() -> None:
+def test_extended_and_optional_columns_only_append_to_the_basic_schema() -> None:
     for spec in (CUSTOMER_INSTANCE, INSTANCE_COMPUTE, BILLING_SUMMARY):
         basic = spec.select(extended=False).names
+        everything = [c.name for c in spec.columns if c.optional]
         assert spec.select(extended=True).names[: len(basic)] == basic
+        assert spec.select(extended=True, optional=everything).names[: len(basic)] == basic
+    summary = BILLING_SUMMARY.select(extended=True, optional=["Final", "Total Amount"]).names
+    assert summary[-3:] == ["Final", "Total Amount", "Customer External ID"]
+
+
+def test_the_plots_take_snake_named_frames(sandbox: Sandbox) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from prismatic_usage import plots
+
+    snake = fetch_report(START, END, url=sandbox.url, token=sandbox.token, options=FAST,
+                         progress=False, column_names="snake")  # fmt: skip
+    for figure in (
+        plots.plot_deployed_instances(snake.customer_instances),
+        plots.plot_daily_executions(snake.instance_compute),
+        plots.plot_top_compute(snake.instance_compute),
+        plots.plot_coverage(snake.coverage),
+    ):
+        assert figure.axes and figure.axes[0].has_data()
 
 
 def test_each_frames_natural_key_is_unique(report: UsageReport) -> None:

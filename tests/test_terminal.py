@@ -129,7 +129,7 @@ def test_demo_refuses_a_url(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr == (
         "prismatic-usage: error: --demo serves its own generated data, so it cannot be "
-        "combined with --url; drop one of them\n"
+        "combined with --url; drop one of them; see prismatic-usage --help\n"
     )
     assert list(tmp_path.iterdir()) == []
 

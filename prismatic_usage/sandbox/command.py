@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import Any
 
 from ..cli_args import OneLineParser
 from .faults import FaultPlan
@@ -34,15 +35,33 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
 
 
+def _number(kind: type[int] | type[float], low: float, high: float = float("inf")) -> Any:
+    """An argparse type: a ``kind`` number within ``low`` .. ``high``."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:
+            bounds = f"between {low:g} and {high:g}" if high != float("inf") else f">= {low:g}"
+            raise argparse.ArgumentTypeError(f"{text!r} must be {bounds}")
+        return value
+
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="prismatic-usage sandbox",
         description="Serve a local Prismatic GraphQL API with generated usage data.",
     )
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    parser.add_argument(
+        "--port", type=_number(int, 0, 65535), default=DEFAULT_PORT, help="0 picks a free port"
+    )
     parser.add_argument("--token", help="access token to accept (default: random)")
     parser.add_argument("--seed", type=int, default=0, help="data generator seed")
-    parser.add_argument("--customers", type=int, default=50, help="ordinary customers")
+    parser.add_argument("--customers", type=_number(int, 0), default=50, help="ordinary customers")
     parser.add_argument(
         "--start-date",
         type=_date,
@@ -51,15 +70,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--days",
-        type=int,
+        type=_number(int, 1),
         default=UTC_DAYS,
         help=f"days of data (default: {UTC_DAYS}, through the day after {LAST_DAY})",
     )
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
-    parser.add_argument("--rate-limit", type=float, help="requests per second before HTTP 429")
+    parser.add_argument(
+        "--latency", type=_number(float, 0, 60), default=0.0, help="seconds added per request"
+    )
+    parser.add_argument(
+        "--rate-limit", type=_number(float, 0.01), help="requests per second before HTTP 429"
+    )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=_number(int, 0, 64),
         default=0,
         help="processes executing GraphQL (0: the server thread; N >= 1 forks N workers)",
     )
@@ -73,10 +96,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str] | None = None) -> int:
     """Run the sandbox command; returns the exit status (0 after SIGINT/SIGTERM)."""
-    args = _parser().parse_args(argv)
-    if args.days < 1 or args.customers < 0 or args.workers < 0:
-        print("error: --days must be >= 1, --customers and --workers >= 0", file=sys.stderr)
-        return 2
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
     start = args.start_date
     data = generate_org(seed=args.seed, customers=args.customers, start=start, days=args.days)
     stop = threading.Event()
