@@ -121,11 +121,20 @@ def run(argv: list[str] | None = None) -> int:
             print(f"url: {sandbox.url}", flush=True)
             print(f"token: {sandbox.token}", flush=True)
             last = start + dt.timedelta(days=args.days - 1)
-            print(f"serving {data!r}, {start} to {last} (UTC); Ctrl-C stops", file=sys.stderr)
+            customers = sum(not customer.is_system for customer in data.customers)
+            print(
+                f"serving {customers} customers and {len(data.instances)} instances with "
+                f"usage from {start} to {last} (UTC); Ctrl-C stops",
+                file=sys.stderr,
+            )
             while not stop.wait(0.5):
                 pass
     except OSError as exc:
-        print(f"error: cannot listen on port {args.port}: {exc}", file=sys.stderr)
+        reason = " ".join(str(exc.strerror or exc).split())
+        print(
+            f"prismatic-usage sandbox: error: cannot listen on port {args.port}: {reason}",
+            file=sys.stderr,
+        )
         return 1
     finally:
         for sig, handler in previous.items():
