@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -183,25 +184,30 @@ def instance_compute_frame(
     metrics = records.daily_metrics
     codes = _codes(metrics.column("instance_id"), instances.column("id"))
     days = _int64(metrics.column("snapshot_date").cast(pa.int32()))
-    keep = (codes >= 0) & _in_range(days, records.start, records.end)
+    rows = np.flatnonzero((codes >= 0) & _in_range(days, records.start, records.end))
     counts = {
-        "Successful Executions": _int64(metrics.column("successful_execution_count"))[keep],
-        "Failed Executions": _int64(metrics.column("failed_execution_count"))[keep],
-        "Step Count": _int64(metrics.column("step_count"))[keep],
-        "Execution Mb-Seconds": _int64(metrics.column("spend_mb_secs"))[keep],
+        "Successful Executions": _int64(metrics.column("successful_execution_count")),
+        "Failed Executions": _int64(metrics.column("failed_execution_count")),
+        "Step Count": _int64(metrics.column("step_count")),
+        "Execution Mb-Seconds": _int64(metrics.column("spend_mb_secs")),
     }
-    codes, days = codes[keep], days[keep]
-    order = _report_order(codes, days, records.start, list(counts.values()))
-    code = codes[order]
+    codes, days = codes[rows], days[rows]
+    order = _report_order(
+        codes, days, records.start, lambda: [values[rows] for values in counts.values()]
+    )
+    code, picked = codes[order], rows[order]
+    text = {
+        "Customer ID": "customer_id",
+        "Customer Name": "customer_name",
+        "Customer External ID": "customer_external_id",
+        "Instance ID": "id",
+        "Instance Name": "name",
+        "Integration Name": "integration_name",
+    }
     data = {
-        "Customer ID": instances.column("customer_id").take(code),
-        "Customer Name": instances.column("customer_name").take(code),
-        "Customer External ID": instances.column("customer_external_id").take(code),
-        "Instance ID": instances.column("id").take(code),
-        "Instance Name": instances.column("name").take(code),
-        "Integration Name": instances.column("integration_name").take(code),
+        **{name: instances.column(text[name]).take(code) for name in spec.names if name in text},
         "Date": date_array(days[order]),
-        **{name: values[order] for name, values in counts.items()},
+        **{name: values[picked] for name, values in counts.items()},
         "Final": _final(days[order], _UTC, records, final_after, extended),
     }
     frame = spec.build({name: data[name] for name in spec.names})
@@ -268,14 +274,14 @@ def _in_range(days: IntArray, start: dt.date, end: dt.date) -> np.ndarray[Any, n
 
 
 def _report_order(
-    codes: IntArray, days: IntArray, start: dt.date, tie_breaks: list[IntArray]
+    codes: IntArray, days: IntArray, start: dt.date, tie_breaks: Callable[[], list[IntArray]]
 ) -> IntArray:
     """The permutation that sorts rows by (code, day), ties broken by ``tie_breaks``.
 
     One stable sort of a combined int64 key (``code * span + day offset``; days
     lie in ``start`` .. the range's end) is linear-ish and ~10x cheaper than a
     lexsort over six keys. Duplicate (code, day) rows, which the API should never
-    send, are then ordered by the ``tie_breaks`` values (in turn), so the result
+    send, are then ordered by the ``tie_breaks()`` values (in turn), so the result
     does not depend on input order either way.
 
     Parameters
@@ -287,7 +293,8 @@ def _report_order(
     start
         The first day of the range.
     tie_breaks
-        Columns that order rows sharing a (code, day), most significant first.
+        Gives the columns that order rows sharing a (code, day), most significant
+        first (called only when there are such rows).
     """
     offsets = days - (start - _EPOCH).days
     span = int(offsets.max()) + 1 if offsets.size else 1
@@ -295,7 +302,7 @@ def _report_order(
     order: IntArray = np.argsort(key, kind="stable")
     sorted_key = key[order]
     if np.any(sorted_key[1:] == sorted_key[:-1]):
-        order = np.lexsort((*reversed(tie_breaks), days, codes))
+        order = np.lexsort((*reversed(tie_breaks()), days, codes))
     return order
 
 
