@@ -2,7 +2,7 @@
 
 No network and no files. Every step works on whole columns (Arrow compute,
 NumPy and one pandas ``groupby``); there is no per-day or per-record Python
-loop: 2.16 M hourly snapshots become a daily frame in ~0.3 s
+loop: 2.16 M hourly snapshots become a daily frame in ~0.15 s
 (``python benchmarks/frames.py``).
 
 Rows are ordered without sorting strings at the end: customers (and instances)
