@@ -2,7 +2,7 @@
 
 No network and no files. Every step works on whole columns (Arrow compute,
 NumPy and one pandas ``groupby``); there is no per-day or per-record Python
-loop: 2.16 M hourly snapshots become a daily frame in ~0.3 s
+loop: 2.16 M hourly snapshots become a daily frame in ~0.15 s
 (``python benchmarks/frames.py``).
 
 Rows are ordered without sorting strings at the end: customers (and instances)
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -183,27 +184,30 @@ def instance_compute_frame(
     metrics = records.daily_metrics
     codes = _codes(metrics.column("instance_id"), instances.column("id"))
     days = _int64(metrics.column("snapshot_date").cast(pa.int32()))
-    keep = (codes >= 0) & _in_range(days, records.start, records.end)
+    rows = np.flatnonzero((codes >= 0) & _in_range(days, records.start, records.end))
     counts = {
-        "Successful Executions": _int64(metrics.column("successful_execution_count"))[keep],
-        "Failed Executions": _int64(metrics.column("failed_execution_count"))[keep],
-        "Step Count": _int64(metrics.column("step_count"))[keep],
-        "Execution Mb-Seconds": _int64(metrics.column("spend_mb_secs"))[keep],
+        "Successful Executions": _int64(metrics.column("successful_execution_count")),
+        "Failed Executions": _int64(metrics.column("failed_execution_count")),
+        "Step Count": _int64(metrics.column("step_count")),
+        "Execution Mb-Seconds": _int64(metrics.column("spend_mb_secs")),
     }
-    codes, days = codes[keep], days[keep]
-    # Metric values break ties so that duplicate (instance, date) rows, if the
-    # API ever returns them, still come out in an order independent of input order.
-    order = np.lexsort((*reversed(list(counts.values())), days, codes))
-    code = codes[order]
+    codes, days = codes[rows], days[rows]
+    order = _report_order(
+        codes, days, records.start, lambda: [values[rows] for values in counts.values()]
+    )
+    code, picked = codes[order], rows[order]
+    text = {
+        "Customer ID": "customer_id",
+        "Customer Name": "customer_name",
+        "Customer External ID": "customer_external_id",
+        "Instance ID": "id",
+        "Instance Name": "name",
+        "Integration Name": "integration_name",
+    }
     data = {
-        "Customer ID": instances.column("customer_id").take(code),
-        "Customer Name": instances.column("customer_name").take(code),
-        "Customer External ID": instances.column("customer_external_id").take(code),
-        "Instance ID": instances.column("id").take(code),
-        "Instance Name": instances.column("name").take(code),
-        "Integration Name": instances.column("integration_name").take(code),
+        **{name: instances.column(text[name]).take(code) for name in spec.names if name in text},
         "Date": date_array(days[order]),
-        **{name: values[order] for name, values in counts.items()},
+        **{name: values[picked] for name, values in counts.items()},
         "Final": _final(days[order], _UTC, records, final_after, extended),
     }
     frame = spec.build({name: data[name] for name in spec.names})
@@ -269,10 +273,46 @@ def _in_range(days: IntArray, start: dt.date, end: dt.date) -> np.ndarray[Any, n
     return (days >= first) & (days <= last)
 
 
+def _report_order(
+    codes: IntArray, days: IntArray, start: dt.date, tie_breaks: Callable[[], list[IntArray]]
+) -> IntArray:
+    """The permutation that sorts rows by (code, day), ties broken by ``tie_breaks``.
+
+    One stable sort of a combined int64 key (``code * span + day offset``; days
+    lie in ``start`` .. the range's end) is linear-ish and ~10x cheaper than a
+    lexsort over six keys. Duplicate (code, day) rows, which the API should never
+    send, are then ordered by the ``tie_breaks()`` values (in turn), so the result
+    does not depend on input order either way.
+
+    Parameters
+    ----------
+    codes
+        Each row's owner rank (non-negative).
+    days
+        Each row's day (days since 1970-01-01), not before ``start``.
+    start
+        The first day of the range.
+    tie_breaks
+        Gives the columns that order rows sharing a (code, day), most significant
+        first (called only when there are such rows).
+    """
+    offsets = days - (start - _EPOCH).days
+    span = int(offsets.max()) + 1 if offsets.size else 1
+    key = codes * span + offsets
+    order: IntArray = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    if np.any(sorted_key[1:] == sorted_key[:-1]):
+        order = np.lexsort((*reversed(tie_breaks()), days, codes))
+    return order
+
+
 def _daily_sums(
     codes: IntArray, days: IntArray, *, instances: IntArray, integrations: IntArray
 ) -> pd.DataFrame:
     """Exact int64 sums and snapshot counts per (code, day), ordered by code then day."""
+    dense = _dense_daily_sums(codes, days, instances=instances, integrations=integrations)
+    if dense is not None:
+        return dense
     snapshots = pd.DataFrame(
         {"code": codes, "day": days, "instances": instances, "integrations": integrations}
     )
@@ -291,6 +331,40 @@ def _daily_sums(
             raise OverflowError("a day's sum of deployed instances or integrations overflows int64")
     daily["snapshots"] = grouped.size()
     return daily.reset_index()
+
+
+def _dense_daily_sums(
+    codes: IntArray, days: IntArray, *, instances: IntArray, integrations: IntArray
+) -> pd.DataFrame | None:
+    """:func:`_daily_sums` by counting into one bin per (code, day), or ``None``.
+
+    ``np.bincount`` adds in float64, which is exact while every partial sum is an
+    integer below 2**53: guaranteed when ``rows * max|value| <= 2**53`` (always
+    for API counts, which are 32-bit). Used only then, and when the bins (codes x
+    days spanned) number at most a few per row; otherwise ``None``.
+    """
+    if not codes.size:
+        return None
+    first = int(days.min())
+    offsets = days - first
+    span = int(offsets.max()) + 1
+    bins = (int(codes.max()) + 1) * span
+    largest = max(int(np.abs(values).max()) for values in (instances, integrations))
+    if bins > 4 * codes.size + 1_000_000 or largest * codes.size > 2**53:
+        return None
+    key = codes * span + offsets
+    counts = np.bincount(key, minlength=bins)
+    present = np.flatnonzero(counts)
+    columns = {
+        "code": present // span,
+        "day": present % span + first,
+        **{
+            name: np.bincount(key, weights=values, minlength=bins)[present].astype(np.int64)
+            for name, values in (("instances", instances), ("integrations", integrations))
+        },
+        "snapshots": counts[present].astype(np.int64),
+    }
+    return pd.DataFrame(columns)
 
 
 def _mean(sums: IntArray, counts: IntArray) -> np.ndarray[Any, np.dtype[np.float64]]:

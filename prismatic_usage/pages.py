@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from . import queries
+from ._distinct import all_distinct
 from ._safe_text import one_line
 from .errors import MalformedResponseError, PaginationError
 from .records import one_row_per_key
@@ -219,7 +219,7 @@ def node_columns(
 
 def without_duplicates(table: pa.Table, what: str) -> tuple[pa.Table, int]:
     """Drop rows whose node ID was already seen (positional pages can shift)."""
-    if table.num_rows == pc.count_distinct(table.column("id")).as_py():
+    if all_distinct(table.column("id")):
         return table, 0
     deduped = one_row_per_key(table, ["id"])
     dropped = table.num_rows - deduped.num_rows

@@ -26,9 +26,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import pyarrow.compute as pc
-
 from . import queries
+from ._distinct import distinct_count
 from .config import FetchOptions
 from .dispatch import Dispatcher
 from .errors import MalformedResponseError, PaginationError, QueryError
@@ -305,7 +304,7 @@ class Planner:
         builder = state.builder or TableBuilder(SCHEMAS[kind])
         state.builder = None
         table = builder.finish()
-        distinct = pc.count_distinct(table.column("id")).as_py() if table.num_rows else 0
+        distinct = distinct_count(table.column("id"))
         twice = table.num_rows - distinct
         expected = state.total or 0
         if twice or distinct < expected:

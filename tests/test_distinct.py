@@ -1,0 +1,52 @@
+"""Tests for prismatic_usage._distinct: the fast distinctness check agrees with a set."""
+
+from __future__ import annotations
+
+import itertools
+
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from prismatic_usage._distinct import all_distinct, distinct_count
+
+# Few letters and short lengths make repeats likely; one length exercises the hashed path.
+ids = st.text(alphabet="ab\u00e9", min_size=0, max_size=9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(ids, max_size=30),
+    width=st.one_of(st.none(), st.integers(0, 12)),
+    cuts=st.lists(st.integers(0, 30), max_size=3),
+    offset=st.integers(0, 3),
+)
+def test_agrees_with_a_python_set(
+    values: list[str], width: int | None, cuts: list[int], offset: int
+) -> None:
+    if width is not None:
+        values = [v.encode()[:width].decode(errors="ignore").ljust(width, "x") for v in values]
+    padded = ["pad"] * offset + values
+    sliced = pa.array(padded, pa.string()).slice(offset)
+    bounds = sorted({0, len(values), *(c for c in cuts if c <= len(values))})
+    chunked = pa.chunked_array(
+        [sliced.slice(a, b - a) for a, b in itertools.pairwise(bounds)] or [sliced],
+        type=pa.string(),
+    )
+    expected = len(set(values))
+    for column in (sliced, chunked):
+        assert all_distinct(column) == (expected == len(values))
+        assert distinct_count(column) == expected
+
+
+def test_long_equal_length_ids_with_one_repeat() -> None:
+    values = [f"Q3VzdG9tZXI6{n:048d}" for n in range(5_000)]
+    assert all_distinct(pa.array(values))
+    assert not all_distinct(pa.array([*values, values[1234]]))
+    assert distinct_count(pa.chunked_array([values, values[:10]])) == 5_000
+
+
+def test_nulls_are_not_counted_as_values() -> None:
+    column = pa.array(["a", None, "b"])
+    assert distinct_count(column) == 2
+    assert not all_distinct(column)
