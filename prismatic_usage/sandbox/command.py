@@ -56,7 +56,11 @@ def _parser() -> argparse.ArgumentParser:
         help=f"days of data (default: {UTC_DAYS}, through the day after {LAST_DAY})",
     )
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
-    parser.add_argument("--rate-limit", type=float, help="requests per second before HTTP 429")
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        help="requests per second before HTTP 429 (a strict sliding window of 1 s)",
+    )
     parser.add_argument(
         "--workers",
         type=int,
