@@ -1,5 +1,6 @@
 """The pace against a strict sliding-window server: the schedule's arithmetic, the
-sandbox's limiter, and a real fetch at the advertised rate drawing no 429."""
+sandbox's limiter, a real fetch at the advertised rate drawing no 429; and record
+chunks converted off the event loop, so the pace is not held up."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ import asyncio
 import datetime as dt
 import itertools
 import math
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from prismatic_usage import FetchOptions, fetch_usage
+from prismatic_usage.errors import MalformedResponseError
 from prismatic_usage.pacing import PACE_MARGIN, WINDOW_GUARD, PaceSchedule
+from prismatic_usage.records import DAILY_METRIC_SCHEMA, TableBuilder
 from prismatic_usage.sandbox import FaultPlan, Sandbox, generate_org
 from prismatic_usage.sandbox.faults import SlidingWindow
 
@@ -135,3 +141,68 @@ def test_a_fetch_at_the_advertised_rate_draws_no_429(
     assert records.stats.requests >= 150
     assert records.stats.throttled == 0 and sb.stats.by_status.get(429, 0) == 0
     assert actual_records(records) == expected_records(data, start, end)
+
+
+# -- chunks converted off the event loop -------------------------------------------------
+
+
+def _metric_rows(count: int) -> list[dict[str, object]]:
+    return [
+        dict(
+            id=f"m{k}",
+            instance_id=f"i{k % 7}",
+            snapshot_date=f"2025-03-{1 + k % 28:02d}",
+            successful_execution_count=k,
+            failed_execution_count=str(k % 5),  # BigInt as text, as the API may send it
+            step_count=2 * k,
+            spend_mb_secs=3 * k,
+        )
+        for k in range(count)
+    ]
+
+
+def test_chunks_converted_in_a_thread_give_the_same_table_in_order() -> None:
+    rows = _metric_rows(1000)
+    inline = TableBuilder(DAILY_METRIC_SCHEMA)
+    inline.CHUNK_ROWS = 64
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        threaded = TableBuilder(DAILY_METRIC_SCHEMA, pool)
+        threaded.CHUNK_ROWS = 64
+        for builder in (inline, threaded):
+            for k in range(0, len(rows), 10):
+                builder.append_columns(
+                    {name: [r[name] for r in rows[k : k + 10]] for name in rows[0]}
+                )
+        table = threaded.finish()
+    assert table.equals(inline.finish())
+    assert table.column("id").to_pylist() == [f"m{k}" for k in range(1000)]
+    broken = TableBuilder(DAILY_METRIC_SCHEMA, ThreadPoolExecutor(max_workers=1))
+    broken.CHUNK_ROWS = 2
+    for row in [*_metric_rows(3), {**_metric_rows(1)[0], "step_count": "x"}]:
+        broken.append(row)
+    with pytest.raises(MalformedResponseError, match="step_count"):
+        broken.finish()  # a chunk's error surfaces when the stream is finished
+
+
+def test_a_fetch_converts_full_chunks_off_the_event_loop(
+    make_sandbox: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[str] = []
+    convert = TableBuilder._convert
+
+    def spy(self: TableBuilder, columns: dict[str, list[object]]) -> object:
+        threads.append(threading.current_thread().name)
+        return convert(self, columns)
+
+    monkeypatch.setattr(TableBuilder, "_convert", spy)
+    monkeypatch.setattr(TableBuilder, "CHUNK_ROWS", 50)
+    start = dt.date(2025, 3, 1)
+    end = start + dt.timedelta(days=2)
+    data = generate_org(seed=5, customers=10, start=start, days=3)
+    sb = make_sandbox(data=data)
+    records = fetch_usage(
+        start, end, url=sb.url, token=sb.token, options=FetchOptions(requests_per_second=None)
+    )
+    assert actual_records(records) == expected_records(data, start, end)
+    assert any(name.startswith("prismatic-arrow") for name in threads)  # full chunks
+    assert threading.main_thread().name in threads  # the last, partial chunk of a stream
