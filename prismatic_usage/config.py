@@ -268,7 +268,9 @@ class FetchOptions:
     concurrency
         Requests in flight at once.
     requests_per_second
-        Client-side pace shared by all requests; halves on every HTTP 429 and
+        The server's limit in requests per second. The client-side pace shared by
+        all requests starts them at 95% of it and never more than it in any second
+        (see :mod:`prismatic_usage.pacing`); it halves on every HTTP 429 and
         creeps back up after successes. ``None`` disables pacing (sandbox only).
     page_size
         Nodes per page, 1 to 100 (the API's maximum).

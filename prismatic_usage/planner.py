@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from typing import Any
 
 from . import queries
@@ -82,8 +83,10 @@ class Planner:
         sink: StreamSink,
         progress: ProgressCallback | None,
         on_answer: Callable[[], None] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self._session = session
+        self._executor = executor  # where full record chunks become Arrow (TableBuilder)
         self._gate = gate
         self._options = options
         self._plan = plan
@@ -279,7 +282,7 @@ class Planner:
         state = self._paging.arrived(unit, total)
         kind = KIND_OF_STREAM[unit.stream.name]
         if state.builder is None:
-            state.builder = TableBuilder(SCHEMAS[kind])
+            state.builder = TableBuilder(SCHEMAS[kind], self._executor)
         columns = node_columns(unit.stream.name, unit.entity, nodes, where=where)
         state.builder.append_columns(columns)
         self.rows_received += len(nodes)
@@ -301,7 +304,7 @@ class Planner:
         stream is read again from the start instead (False), never handed on
         short or twice.
         """
-        builder = state.builder or TableBuilder(SCHEMAS[kind])
+        builder = state.builder or TableBuilder(SCHEMAS[kind], self._executor)
         state.builder = None
         table = builder.finish()
         distinct = distinct_count(table.column("id"))

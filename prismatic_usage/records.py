@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._json_arrow import GRAPHQL_INT_MAX, to_arrow
+from ._json_arrow import GRAPHQL_INT_MAX
+from .table_builder import TableBuilder
 
 __all__ = [
     "CUSTOMER_SCHEMA",
@@ -82,60 +82,6 @@ ORG_HOURLY_SCHEMA = pa.schema(
         pa.field("deployed_instance_count", pa.int64(), nullable=False),
     ]
 )
-
-
-class TableBuilder:
-    """Accumulates rows for one record kind and turns them into an Arrow table.
-
-    Pages arrive as columns of plain JSON values (timestamps and dates still
-    strings) and are converted to the declared schema in chunks, so memory stays
-    close to the Arrow size even for millions of rows.
-    """
-
-    CHUNK_ROWS = 65_536
-
-    def __init__(self, schema: pa.Schema) -> None:
-        self.schema = schema
-        self._names: list[str] = list(schema.names)
-        self._columns: dict[str, list[Any]] = {name: [] for name in self._names}
-        self._pending = 0
-        self._batches: list[pa.RecordBatch] = []
-        self._rows = 0
-
-    def __len__(self) -> int:
-        return self._rows
-
-    def append_columns(self, columns: Mapping[str, Sequence[Any]]) -> None:
-        """Add equally long columns, one per schema field."""
-        lengths = {len(columns[name]) for name in self._names}
-        if len(lengths) != 1:
-            raise ValueError(f"columns of unequal length: {sorted(lengths)}")
-        (count,) = lengths
-        for name in self._names:
-            self._columns[name].extend(columns[name])
-        self._pending += count
-        self._rows += count
-        if self._pending >= self.CHUNK_ROWS:
-            self._flush()
-
-    def append(self, row: Mapping[str, Any]) -> None:
-        """Add one row given as a mapping of field name to value."""
-        self.append_columns({name: [row.get(name)] for name in self._names})
-
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        arrays = [to_arrow(self._columns[f.name], f) for f in self.schema]
-        self._batches.append(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
-        self._columns = {name: [] for name in self._names}
-        self._pending = 0
-
-    def finish(self) -> pa.Table:
-        """The accumulated rows as one table with the declared schema."""
-        self._flush()
-        if not self._batches:
-            return self.schema.empty_table()
-        return pa.Table.from_batches(self._batches, schema=self.schema)
 
 
 def one_row_per_key(table: pa.Table, keys: Sequence[str], *, keep: str = "first") -> pa.Table:

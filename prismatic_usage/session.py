@@ -49,7 +49,7 @@ from .errors import (
     MalformedResponseError,
     RetriesExhaustedError,
 )
-from .pacing import RequestGate
+from .pacing import RequestGate, sent_trace
 
 __all__ = ["HANDLED_TRANSPORT_ERRORS", "Answer", "ApiSession", "RequestTooLarge"]
 
@@ -153,6 +153,7 @@ class ApiSession:
             client_session_args={
                 "raise_for_status": raise_for_bad_status,
                 "response_class": capped_response(options.max_response_bytes),
+                "trace_configs": [sent_trace(gate)],
                 "timeout": aiohttp.ClientTimeout(
                     total=options.timeout, sock_connect=min(_CONNECT_TIMEOUT, options.timeout)
                 ),

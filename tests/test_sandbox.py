@@ -555,12 +555,12 @@ async def test_rate_limit_answers_429_with_retry_after(
 ) -> None:
     sb = make_sandbox(faults=FaultPlan(rate_limit=3))
     burst = await asyncio.gather(*(raw_post(sb.api_url, COUNT, sb.token) for _ in range(4)))
-    assert sorted(r[0] for r in burst) == [200, 200, 200, 429]  # burst = the rate
+    assert sorted(r[0] for r in burst) == [200, 200, 200, 429]  # at most the rate in a second
     _, headers, body = next(r for r in burst if r[0] == 429)
     assert json.loads(body) == TOO_MANY
     assert int(headers["Retry-After"]) >= 1
     assert sb.stats.served == 3 and sb.stats.by_status == {200: 3, 429: 1}
-    sb.update_faults(rate_limit=1, retry_after_http_date=True)  # a new bucket of 1
+    sb.update_faults(rate_limit=1, retry_after_http_date=True)  # a new limiter of 1
     pair = await asyncio.gather(*(raw_post(sb.api_url, COUNT, sb.token) for _ in range(2)))
     _, headers, _ = next(r for r in pair if r[0] == 429)
     assert email.utils.parsedate_to_datetime(headers["Retry-After"]).tzinfo is not None
@@ -841,7 +841,7 @@ def test_workers_keep_stats_and_rate_limit_in_the_server_process() -> None:
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["statuses"] == [200] * 3 + [429] * 5  # one bucket for all workers
+    assert result["statuses"] == [200] * 3 + [429] * 5  # one limiter for all workers
     assert result["requests"] == 8 and result["by_status"] == {"200": 3, "429": 5}
     assert result["served"] == 3
     assert result["calls"] == [["Q", ["customers"]]] * 3

@@ -103,6 +103,9 @@ async def handle_api(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     plan = state.faults  # one plan for the whole request, even if swapped meanwhile
     seq = state.next_api_seq()
+    # The limit counts arrivals (as a gateway would), not answers after the latency.
+    wait = state.rate_limit_wait(plan)
+    limited = _json(_TOO_MANY, 429, {"Retry-After": _retry_after(plan, wait)}) if wait > 0 else None
     delay = plan.latency + plan.slow(seq)
     if delay > 0:
         await asyncio.sleep(delay)
@@ -123,9 +126,8 @@ async def handle_api(request: web.Request) -> web.StreamResponse:
     forced = plan.status_for(seq)
     if forced is not None:
         return _status_fault(plan, forced)
-    wait = state.rate_limit_wait(plan)
-    if wait > 0:
-        return _json(_TOO_MANY, 429, {"Retry-After": _retry_after(plan, wait)})
+    if limited is not None:
+        return limited
     token = _bearer(request)
     if token is None or not state.token_valid(token):
         return _json(_UNAUTHORIZED, 401)

@@ -78,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
         "--latency", type=_number(float, 0, 60), default=0.0, help="seconds added per request"
     )
     parser.add_argument(
-        "--rate-limit", type=_number(float, 0.01), help="requests per second before HTTP 429"
+        "--rate-limit",
+        type=_number(float, 0.01),
+        help="requests per second before HTTP 429 (a strict sliding window of 1 s)",
     )
     parser.add_argument(
         "--workers",

@@ -7,12 +7,14 @@ Everything is off by default and costs a few attribute reads when off.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import math
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +24,7 @@ __all__ = [
     "ORG_TOTALS",
     "CannedResponse",
     "FaultPlan",
-    "TokenBucket",
+    "SlidingWindow",
     "inserted_customer",
     "inserted_instance",
     "retry_after_seconds",
@@ -42,10 +44,13 @@ class FaultPlan:
     latency
         Seconds added to every ``/api`` request (``asyncio.sleep``: requests overlap).
     rate_limit
-        Requests per second allowed by a token bucket (burst = ``rate_limit_burst``,
-        default the rate itself); beyond it: HTTP 429, JSON body, ``Retry-After``.
+        Requests per second allowed, as a strict sliding window (no burst saved
+        up, see :class:`SlidingWindow`): at most ``N`` requests in any ``N /
+        rate_limit`` seconds, ``N`` = ``rate_limit_burst``; beyond it: HTTP 429,
+        JSON body, ``Retry-After``. Refused requests do not count.
     rate_limit_burst
-        Bucket size; None means ``max(1, rate_limit)``.
+        ``N``, the window's count; None means ``max(1, floor(rate_limit))``, i.e.
+        at most ``rate_limit`` requests in any second (for rates of 1 and more).
     retry_after_http_date
         Send ``Retry-After`` as an HTTP-date instead of whole seconds.
     every_nth
@@ -142,28 +147,44 @@ class FaultPlan:
         return bool(n) and n is not None and n > 0 and seq % n == 0
 
 
-class TokenBucket:
-    """A token bucket: ``rate`` tokens a second, at most ``burst`` saved up."""
+class SlidingWindow:
+    """A strict sliding-window limit: at most ``count`` starts in any ``count / rate`` s.
 
-    def __init__(self, rate: float, burst: float) -> None:
+    Unlike a token bucket nothing is saved up: the ``count + 1``-th request
+    within one window is refused however long the limiter was idle before.
+
+    Parameters
+    ----------
+    rate
+        Requests per second (> 0).
+    count
+        Requests allowed per window (at least 1); the window lasts ``count / rate`` s.
+    clock
+        The monotonic clock (seconds); tests may pass a fake one.
+    """
+
+    def __init__(
+        self, rate: float, count: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if rate <= 0:
             raise ValueError("rate_limit must be > 0")
         self.rate = rate
-        self.burst = max(1.0, burst)
-        self._tokens = self.burst
-        self._stamp = time.monotonic()
+        self.count = max(1, int(count))
+        self.seconds = self.count / rate
+        self._clock = clock
+        self._starts: collections.deque[float] = collections.deque(maxlen=self.count)
         self._lock = threading.Lock()
 
     def take(self) -> float:
-        """Take a token: 0.0 when granted, else the seconds until one is available."""
+        """Admit a request: 0.0 when granted, else the seconds until one would be."""
         with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-            self._stamp = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return 0.0
-            return (1.0 - self._tokens) / self.rate
+            now = self._clock()
+            if len(self._starts) == self.count:
+                wait = self._starts[0] + self.seconds - now
+                if wait > 0:
+                    return wait
+            self._starts.append(now)
+            return 0.0
 
 
 @dataclass(frozen=True)

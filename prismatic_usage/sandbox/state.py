@@ -7,6 +7,7 @@ switches) or guarded by a lock (tokens, canned responses, the rate limiter).
 
 from __future__ import annotations
 
+import math
 import secrets
 import threading
 from collections import OrderedDict, deque
@@ -16,7 +17,7 @@ from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse, validate
 
 from .data import OrgData
 from .execution import WorkerPool
-from .faults import CannedResponse, FaultPlan, TokenBucket
+from .faults import CannedResponse, FaultPlan, SlidingWindow
 from .stats import StatsRecorder
 
 __all__ = ["SandboxState", "Switches"]
@@ -59,7 +60,7 @@ class SandboxState:
         self._current_token = token
         self._canned: deque[CannedResponse] = deque()
         self._api_seq = 0
-        self._bucket: TokenBucket | None = None
+        self._limiter: SlidingWindow | None = None
         self._documents: OrderedDict[str, tuple[DocumentNode | None, list[GraphQLError]]] = (
             OrderedDict()
         )
@@ -112,12 +113,15 @@ class SandboxState:
         """0.0 when the request may pass the plan's rate limit, else seconds to wait."""
         if plan.rate_limit is None:
             return 0.0
-        burst = plan.rate_limit_burst if plan.rate_limit_burst is not None else plan.rate_limit
+        count = plan.rate_limit_burst
+        if count is None:
+            count = math.floor(plan.rate_limit)
+        count = max(1, count)
         with self._lock:
-            bucket = self._bucket
-            if bucket is None or bucket.rate != plan.rate_limit or bucket.burst != max(1.0, burst):
-                bucket = self._bucket = TokenBucket(plan.rate_limit, burst)
-        return bucket.take()
+            limiter = self._limiter
+            if limiter is None or limiter.rate != plan.rate_limit or limiter.count != count:
+                limiter = self._limiter = SlidingWindow(plan.rate_limit, count)
+        return limiter.take()
 
     # Documents --------------------------------------------------------------------------
 
