@@ -10,8 +10,10 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
+from .budget import requests_while_growing
 from .client import Collector, FetchRequest, collected_records, run_planner
-from .config import Connection, FetchOptions
+from .config import DEFAULT_PACK, Connection, FetchOptions
+from .pacing import PACE_MARGIN
 from .packing import MAX_ROOT_FIELDS
 from .plan import FetchPlan
 from .sync import run_sync
@@ -37,9 +39,11 @@ class FetchEstimate:
     snapshot_pages, metric_pages
         Pages of hourly snapshots and of daily metrics to fetch (upper estimates).
     requests
-        HTTP requests the fetch would make (pages packed per request).
+        HTTP requests the fetch would make (pages packed per request; an
+        adaptive node budget assumed to grow one page a request, never refused).
     seconds
-        Estimated duration at the options' pace; ``None`` when unpaced.
+        Estimated duration at the options' pace (95% of the rate, see
+        :mod:`prismatic_usage.pacing`); ``None`` when unpaced.
     list_requests
         Requests already spent listing customers and instances.
     """
@@ -85,12 +89,21 @@ class FetchEstimate:
         if days == 0:
             return cls(start, end, customers, instances, 0, 0, 0, 0.0, list_requests)
         page = options.page_size
-        budget = options.pack * page
-        fields = MAX_ROOT_FIELDS if options.pack > 1 else 1
+        fields = 1 if options.pack == 1 else MAX_ROOT_FIELDS
 
         def packed(units: int, nodes: int) -> int:
-            # A request carries up to ``budget`` nodes in up to ``fields`` root fields.
-            return max(math.ceil(nodes / budget), math.ceil(units / fields)) if units else 0
+            # A request carries up to the node budget (growing one page a request
+            # when adaptive) in up to ``fields`` root fields.
+            if not units:
+                return 0
+            by_nodes = requests_while_growing(
+                nodes,
+                (options.pack or DEFAULT_PACK) * page,
+                page,
+                ceiling_nodes=MAX_ROOT_FIELDS * page,
+                fixed=options.pack is not None,
+            )
+            return max(by_nodes, math.ceil(units / fields))
 
         metric_pages = instances * math.ceil(days / page)
         metric_nodes = instances * days  # one row per instance and day
@@ -113,7 +126,8 @@ class FetchEstimate:
             snapshot_pages=snapshot_pages,
             metric_pages=metric_pages,
             requests=requests,
-            seconds=requests / rate if rate else None,
+            # Starts are paced at PACE_MARGIN of the rate (pacing.py).
+            seconds=requests / (rate * PACE_MARGIN) if rate else None,
             list_requests=list_requests,
         )
 

@@ -53,7 +53,9 @@ class UnitQueue:
         """Whether a worker can claim something now (probes never wait for a trial)."""
         if len(self._probes) > self._claimed_probes:
             return True
-        return self.pending > self._claimed and not self.trial_in_flight
+        # Only the first trial holds the others back: until a pack succeeded, nothing is known.
+        holding = self.trial_in_flight and not self.packing.packed_once
+        return self.pending > self._claimed and not holding
 
     def enqueue(self, unit: PageUnit) -> None:
         """Queue a unit; pages that unlock more planning jump the queue.
@@ -86,7 +88,8 @@ class UnitQueue:
         """Reserve work for one request: a probe, or the ready units one request can carry.
 
         Requests no larger than one that already succeeded go freely; a larger
-        one is a trial, sent while the others wait, so that a server with a
+        one is a trial, and only one trial is in flight at a time (meanwhile the
+        others carry no more than what succeeded), so that a server with a
         lower limit refuses one request rather than one per worker.
         """
         if len(self._probes) > self._claimed_probes:
@@ -94,10 +97,10 @@ class UnitQueue:
             return Claim(probe=True, count=1, trial=False)
         unclaimed = self.pending - self._claimed
         count, nodes = self.packing.fit(self._queued(), unclaimed, trial=True)
-        trial = self.packing.is_trial(count, nodes)
+        trial = self.packing.is_trial(count, nodes) and not self.trial_in_flight
         if not trial:
             count, _ = self.packing.fit(self._queued(), unclaimed, trial=False)
-        self.trial_in_flight = trial
+        self.trial_in_flight = self.trial_in_flight or trial
         self._claimed += count
         return Claim(probe=False, count=count, trial=trial)
 

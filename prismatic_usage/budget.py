@@ -1,0 +1,195 @@
+"""The node budget of a request: additive increase, multiplicative decrease (AIMD).
+
+How many nodes (the summed ``first`` of its page units) one request may ask
+for. Like the pace does for 429s, the budget adapts to the server:
+
+* **Grow** by :data:`GROWTH_PAGES` page of nodes after every answer that came
+  back whole and fast, if that request carried at least half the budget (an
+  answer to a small request says nothing about a larger one). From the default
+  1,000 nodes a fetch reaches the ceiling after 90 such answers.
+* **Halve** below the request's size on a refused request (a GraphQL error for
+  the whole operation, HTTP 400/413, a timeout, an answer over the size cap)
+  and on a *slow* answer (see :func:`slow_threshold`). Halving *below the
+  request's size*, not the current budget, means that several answers of
+  requests that were in flight together shrink it once, not once each.
+* **Bounds**: never under one page (:data:`FLOOR_PAGES`), never over the
+  ceiling (100 root fields of full pages: 10,000 nodes), and after a refusal
+  never again as large as the smallest refused request: the limit is put
+  halfway between the largest request that succeeded and the refused one, at
+  least one page below the refused one, so a server with a hard cap is found
+  in a few refusals and never hit again.
+
+A *fixed* budget (the user set ``pack``) never grows and ignores slow answers;
+it still shrinks on refusals, so a request is never sent again as it was
+refused. Pure arithmetic, no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = [
+    "FLOOR_PAGES",
+    "GROWTH_PAGES",
+    "SLOW_FACTOR",
+    "UNPACED_SLOW_SECONDS",
+    "NodeBudget",
+    "requests_while_growing",
+    "slow_threshold",
+]
+
+#: The smallest budget, in pages: one full page always travels.
+FLOOR_PAGES = 1
+#: Pages of nodes added after each whole, fast answer that used at least half the budget.
+GROWTH_PAGES = 1
+#: An answer is slow only if it also took this many times the fastest answer so far
+#: (what the size adds over the server's plain latency).
+SLOW_FACTOR = 2.0
+#: Without a pace there is no interval to keep: an answer is slow after this long.
+UNPACED_SLOW_SECONDS = 1.0
+
+
+def slow_threshold(concurrency: int, rate: float | None) -> float:
+    """Seconds after which an answer is slow, before the latency guard.
+
+    With ``concurrency`` requests in flight and starts paced at ``rate`` a
+    second, an answer that takes longer than ``concurrency / rate`` holds back
+    the next start: the answers, not the pace, then set the speed (0.4 s at the
+    defaults). The guard (:data:`SLOW_FACTOR` times the fastest answer, see
+    :meth:`NodeBudget.is_slow`) keeps a server whose plain latency is already
+    over it from shrinking the budget to nothing.
+
+    Parameters
+    ----------
+    concurrency
+        Requests in flight at once.
+    rate
+        Paced starts per second; None when unpaced (:data:`UNPACED_SLOW_SECONDS`).
+    """
+    return concurrency / rate if rate else UNPACED_SLOW_SECONDS
+
+
+class NodeBudget:
+    """The node budget of one fetch.
+
+    Parameters
+    ----------
+    start_nodes
+        The budget of the first requests.
+    page_size
+        Nodes in a full page: the floor and the growth step.
+    ceiling_nodes
+        The budget never grows over this.
+    fixed
+        Never grow, ignore slow answers (refusals still shrink it).
+    slow_seconds
+        Answers slower than this (and than the latency guard) halve the budget.
+    """
+
+    def __init__(
+        self,
+        start_nodes: int,
+        page_size: int,
+        *,
+        ceiling_nodes: int,
+        fixed: bool,
+        slow_seconds: float,
+    ) -> None:
+        self.floor = FLOOR_PAGES * page_size
+        self.step = GROWTH_PAGES * page_size
+        self.nodes = max(self.floor, start_nodes)
+        self.fixed = fixed
+        self.slow_seconds = slow_seconds
+        #: The budget never grows over this (lowered by refusals).
+        self.limit = max(self.nodes, ceiling_nodes)
+        #: The largest request answered whole, in nodes.
+        self.largest_answered = 0
+        #: The fastest answer so far, in seconds (the server's plain latency).
+        self.fastest: float | None = None
+        #: Whole answers that were slow.
+        self.slow_answers = 0
+        #: The largest the budget has been.
+        self.peak = self.nodes
+
+    def is_slow(self, seconds: float) -> bool:
+        """Whether an answer that took ``seconds`` is slow (call before :meth:`answered`).
+
+        Parameters
+        ----------
+        seconds
+            How long the request took, from send to parsed answer.
+        """
+        guard = SLOW_FACTOR * self.fastest if self.fastest is not None else 0.0
+        return seconds > max(self.slow_seconds, guard)
+
+    def answered(self, nodes: int, seconds: float) -> None:
+        """A request of ``nodes`` came back whole after ``seconds``: grow, or halve if slow.
+
+        Parameters
+        ----------
+        nodes
+            The request's summed ``first``.
+        seconds
+            How long it took.
+        """
+        slow = self.is_slow(seconds)
+        self.fastest = seconds if self.fastest is None else min(self.fastest, seconds)
+        self.largest_answered = max(self.largest_answered, nodes)
+        if self.fixed:
+            return
+        if slow:
+            self.slow_answers += 1
+            self.nodes = max(self.floor, min(self.nodes, nodes // 2))
+        elif 2 * nodes >= self.nodes:
+            self.nodes = min(self.limit, self.nodes + self.step)
+            self.peak = max(self.peak, self.nodes)
+
+    def refused(self, nodes: int) -> None:
+        """A request of ``nodes`` was refused as a whole: halve below it, and never reach it again.
+
+        Parameters
+        ----------
+        nodes
+            The refused request's summed ``first``.
+        """
+        below = max(self.step, math.ceil((nodes - self.largest_answered) / 2))
+        self.limit = max(self.floor, min(self.limit, nodes - below))
+        self.nodes = max(self.floor, min(self.nodes, nodes // 2, self.limit))
+
+
+def requests_while_growing(
+    nodes: int, start_nodes: int, page_size: int, *, ceiling_nodes: int, fixed: bool
+) -> int:
+    """Requests that carry ``nodes`` when the budget grows one step per request.
+
+    The arithmetic of an estimate: every request full, every answer fast and
+    whole, no cap on the server.
+
+    Parameters
+    ----------
+    nodes
+        Nodes to fetch in all.
+    start_nodes
+        The starting budget.
+    page_size
+        Nodes in a full page (the growth step).
+    ceiling_nodes
+        The largest budget.
+    fixed
+        The budget does not grow.
+    """
+    budget = max(page_size, start_nodes)
+    if fixed or budget >= ceiling_nodes:
+        return math.ceil(nodes / budget) if nodes > 0 else 0
+    step = GROWTH_PAGES * page_size
+    # Requests of budget, budget + step, ... up to the ceiling, then ceiling-sized ones.
+    growing = (ceiling_nodes - budget) // step
+    carried = growing * budget + step * growing * (growing - 1) // 2
+    if nodes > carried:
+        return growing + math.ceil((nodes - carried) / ceiling_nodes)
+    # Smallest n with n * budget + step * n * (n - 1) / 2 >= nodes.
+    a, b = step / 2, budget - step / 2
+    n = math.ceil((-b + math.sqrt(b * b + 4 * a * nodes)) / (2 * a))
+    while n > 1 and (n - 1) * budget + step * (n - 1) * (n - 2) // 2 >= nodes:
+        n -= 1
+    return n
