@@ -124,7 +124,15 @@ class Dispatcher:
                 request, what=what, splittable=len(batch) > 1, turn_taken=True
             )
             if self._absorb(batch, answer):
+                before = self._packing.budget_nodes
                 self._packing.answered(batch, answer.seconds)
+                if self._packing.budget_nodes < before:
+                    log.info(
+                        "answer of %d nodes took %.2f s (slow): at most %d nodes from now on",
+                        sum(unit.first for unit in batch),
+                        answer.seconds,
+                        self._packing.budget_nodes,
+                    )
         except RequestTooLarge as exc:
             self.split(batch, str(exc))
         self._answered()
