@@ -148,17 +148,30 @@ class Packing:
         self.budget.answered(nodes, seconds)
 
     def refused(self, batch: list[PageUnit]) -> None:
-        """A request of this size was refused as a whole: halve both limits below it.
+        """A request of this size was refused as a whole: lower both limits below it.
 
-        Even under a size that once succeeded (servers also refuse for time or
-        load): every refusal shrinks the limits, so requests never loop.
+        The node budget halves below it (:meth:`NodeBudget.refused`). The
+        root-field cap: a request with more fields than ever succeeded lowers
+        it halfway back to what succeeded (the refusal may be about its
+        nodes); one no larger in both fields and nodes than what succeeded
+        halves it (the server changed, or refuses for time or load); one with
+        proven fields but more nodes than ever succeeded leaves it (the nodes
+        were too many). The cap never grows again, and every refusal lowers
+        the node budget, so requests never loop.
 
         Parameters
         ----------
         batch
             The refused request's units.
         """
-        self.max_fields = max(1, min(self.max_fields, len(batch) // 2))
-        self.budget.refused(sum(unit.first for unit in batch))
+        fields, nodes = len(batch), sum(unit.first for unit in batch)
+        if fields > self.proven_fields:
+            # More fields than ever succeeded: perhaps they, perhaps the nodes.
+            halfway = fields - max(1, (fields - self.proven_fields + 1) // 2)
+            self.max_fields = max(1, min(self.max_fields, halfway))
+        elif nodes <= self.proven_nodes:
+            # A size that succeeded before: the server changed, or is loaded.
+            self.max_fields = max(1, min(self.max_fields, fields // 2))
+        self.budget.refused(nodes)
         self.proven_fields = min(self.proven_fields, self.max_fields)
         self.proven_nodes = min(self.proven_nodes, self.budget.nodes)
