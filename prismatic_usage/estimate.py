@@ -10,7 +10,6 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
-from .budget import requests_while_growing
 from .client import Collector, FetchRequest, collected_records, run_planner
 from .config import DEFAULT_PACK, Connection, FetchOptions
 from .pacing import PACE_MARGIN
@@ -39,8 +38,9 @@ class FetchEstimate:
     snapshot_pages, metric_pages
         Pages of hourly snapshots and of daily metrics to fetch (upper estimates).
     requests
-        HTTP requests the fetch would make (pages packed per request; an
-        adaptive node budget assumed to grow one page a request, never refused).
+        HTTP requests the fetch would make (pages packed per request, at the
+        starting node budget: an upper estimate when the budget adapts, as it
+        grows when the server answers fast).
     seconds
         Estimated duration at the options' pace (95% of the rate, see
         :mod:`prismatic_usage.pacing`); ``None`` when unpaced.
@@ -91,19 +91,12 @@ class FetchEstimate:
         page = options.page_size
         fields = 1 if options.pack == 1 else MAX_ROOT_FIELDS
 
+        # The starting budget: an adaptive one that grows makes fewer requests.
+        budget = (options.pack or DEFAULT_PACK) * page
+
         def packed(units: int, nodes: int) -> int:
-            # A request carries up to the node budget (growing one page a request
-            # when adaptive) in up to ``fields`` root fields.
-            if not units:
-                return 0
-            by_nodes = requests_while_growing(
-                nodes,
-                (options.pack or DEFAULT_PACK) * page,
-                page,
-                ceiling_nodes=MAX_ROOT_FIELDS * page,
-                fixed=options.pack is not None,
-            )
-            return max(by_nodes, math.ceil(units / fields))
+            # A request carries up to ``budget`` nodes in up to ``fields`` root fields.
+            return max(math.ceil(nodes / budget), math.ceil(units / fields)) if units else 0
 
         metric_pages = instances * math.ceil(days / page)
         metric_nodes = instances * days  # one row per instance and day

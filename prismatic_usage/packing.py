@@ -9,11 +9,11 @@ on refusals and slow answers) and their count the root-field cap, so a
 request that could carry 1,000 nodes is not stopped at K units of 1 node.
 
 A request larger than any that succeeded is a *trial*: at most one is in
-flight at a time, and meanwhile the other workers send requests no larger
+flight at a time, and meanwhile the other workers send full requests no larger
 than what succeeded. So a server with a lower limit refuses one request, not
 one per worker, and growing the budget step by step never makes the others
-wait. Only the very first trial (before any pack succeeded) holds the others
-back, as nothing is known yet. A refused request halves both limits below
+wait. Only a *leap* (a trial twice what succeeded or more: the first packs) holds
+the others back, as nothing is known of the sizes between. A refused request halves both limits below
 its size, so a unit is split back at most a few times before it travels
 alone. Pure bookkeeping: no I/O.
 """
@@ -73,8 +73,6 @@ class Packing:
         self.max_fields = 1 if pack == 1 else MAX_ROOT_FIELDS
         self.proven_nodes = page_size
         self.proven_fields = 1
-        #: Whether a request of more than one unit has succeeded yet.
-        self.packed_once = False
 
     @classmethod
     def for_options(cls, options: FetchOptions) -> Packing:
@@ -131,6 +129,16 @@ class Packing:
         """
         return count > self.proven_fields or nodes > self.proven_nodes
 
+    def is_leap(self, count: int, nodes: int) -> bool:
+        """Whether a trial is a leap: twice what succeeded or more, in units or in nodes.
+
+        Parameters
+        ----------
+        count, nodes
+            The trial's units and summed ``first``.
+        """
+        return count >= 2 * self.proven_fields or nodes >= 2 * self.proven_nodes
+
     def answered(self, batch: list[PageUnit], seconds: float) -> None:
         """A request of this size came back whole after ``seconds``: it is proven.
 
@@ -142,7 +150,6 @@ class Packing:
             How long it took; a fast answer grows an adaptive budget, a slow one halves it.
         """
         nodes = sum(unit.first for unit in batch)
-        self.packed_once = self.packed_once or len(batch) > 1
         self.proven_fields = max(self.proven_fields, len(batch))
         self.proven_nodes = max(self.proven_nodes, nodes)
         self.budget.answered(nodes, seconds)
