@@ -168,6 +168,18 @@ def test_after_the_first_pack_a_trial_no_longer_holds_the_other_workers_back() -
     assert queue.may_claim()
 
 
+def test_a_refusal_blames_the_root_fields_only_when_the_nodes_cannot_be_at_fault() -> None:
+    packing = Packing(None, 100, slow_seconds=2.0)
+    packing.answered(_pages(10), 0.1)  # proven: 10 fields, 1,000 nodes
+    packing.refused(_pages(11))  # 1,100 nodes in 11 fields: the nodes
+    assert (packing.max_fields, packing.budget_nodes) == (100, 550)
+    small = [PageUnit(q.METRICS, f"i{i}", 0, 31, None, False, 0) for i in range(20)]
+    packing.refused(small)  # 620 nodes in 20 fields, twice the 10 proven: halfway back
+    assert (packing.max_fields, packing.budget_nodes) == (15, 310)
+    packing.refused(_pages(3))  # 3 fields, 300 nodes: a size that succeeded, halved
+    assert packing.max_fields == 1
+
+
 # -- fetches through gql against the sandbox ------------------------------------------------
 
 
