@@ -357,8 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
     tuning.add_argument(
         "--pack",
         type=_positive_int,
-        default=config.DEFAULT_PACK,
-        help="page queries per request; 1 disables packing (default: %(default)s)",
+        default=None,
+        help="fixed node budget per request, in pages (K x page size nodes); 1 disables "
+        f"packing (default: adaptive, from {config.DEFAULT_PACK} pages up or down with the "
+        "server's answers)",
     )
     tuning.add_argument(
         "--no-org-wide",

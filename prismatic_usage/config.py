@@ -275,8 +275,13 @@ class FetchOptions:
     page_size
         Nodes per page, 1 to 100 (the API's maximum).
     pack
-        Page queries packed into one request under aliases (1 = no packing).
-        Lowered automatically if the server refuses large operations.
+        The node budget of one request, in pages: page queries are packed into
+        one request under aliases while their nodes fit ``pack * page_size``.
+        None (the default) adapts it: it starts at ``DEFAULT_PACK`` (1,000
+        nodes), grows after fast whole answers and halves on refusals and slow
+        answers, up to 10,000 nodes (see :mod:`prismatic_usage.budget`). A
+        number is a fixed budget (1 = no packing): never raised, only lowered
+        if the server refuses a request as too large.
     org_wide
         Try one org-wide query per metrics stream before falling back to one
         query per customer / instance.
@@ -295,7 +300,7 @@ class FetchOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     requests_per_second: float | None = DEFAULT_REQUESTS_PER_SECOND
     page_size: int = MAX_PAGE_SIZE
-    pack: int = DEFAULT_PACK
+    pack: int | None = None
     org_wide: bool = True
     timeout: float = DEFAULT_TIMEOUT
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
@@ -305,6 +310,8 @@ class FetchOptions:
     def __post_init__(self) -> None:
         for name in ("concurrency", "page_size", "pack", "max_attempts", "max_response_bytes"):
             value = getattr(self, name)
+            if name == "pack" and value is None:
+                continue  # adaptive
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigurationError(f"{name} must be a whole number, got {value!r:.40}")
         for name in ("timeout", "max_retry_seconds"):
@@ -323,7 +330,8 @@ class FetchOptions:
                 MAX_REQUESTS_PER_SECOND,
             )
         _check_range("page size", self.page_size, 1, MAX_PAGE_SIZE)
-        _check_range("pack", self.pack, 1, MAX_PACK)
+        if self.pack is not None:
+            _check_range("pack", self.pack, 1, MAX_PACK)
         _check_range("timeout", self.timeout, 0.001, MAX_TIMEOUT)
         _check_range("max retry seconds", self.max_retry_seconds, 0.001, MAX_RETRY_SECONDS)
         _check_range("max attempts", self.max_attempts, 1, MAX_ATTEMPTS)

@@ -4,9 +4,11 @@ Worker tasks, as many as the concurrency allows, claim units from the
 :class:`~prismatic_usage.unit_queue.UnitQueue`, wait for their turn at the
 shared :class:`~prismatic_usage.pacing.RequestGate`, then send the units as
 one packed operation (:mod:`prismatic_usage.queries`). What an answer means is
-the planner's business (``absorb``); a pack the server refuses as too large is
-put back and packing shrinks (:mod:`prismatic_usage.packing`). The workers end
-when nothing is queued and no request is in flight.
+the planner's business (``absorb``); an answer that came back whole tells the
+packing its size and how long it took (the node budget grows or, if slow,
+halves), and a pack the server refuses as too large is put back and packing
+shrinks (:mod:`prismatic_usage.packing`). The workers end when nothing is
+queued and no request is in flight.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ class Dispatcher:
                 await self._gate.wait_turn()
                 batch = self._queue.take(claim)
                 if batch:
-                    await self._send(batch, trial=claim.trial)
+                    await self._send(batch)
             finally:
                 async with self._wake:
                     self._busy -= 1
@@ -101,7 +103,7 @@ class Dispatcher:
     def _may_claim(self) -> bool:
         return self._finished() or self._queue.may_claim()
 
-    async def _send(self, batch: list[PageUnit], *, trial: bool = False) -> None:
+    async def _send(self, batch: list[PageUnit]) -> None:
         batch.sort(key=lambda unit: _STREAM_ORDER[unit.stream.name])
         document = queries.packed_document(tuple(unit.stream for unit in batch))
         variables: dict[str, Any] = {}
@@ -121,8 +123,16 @@ class Dispatcher:
             answer = await self._session.send(
                 request, what=what, splittable=len(batch) > 1, turn_taken=True
             )
-            if self._absorb(batch, answer) and trial:
-                self._packing.succeeded(batch)
+            if self._absorb(batch, answer):
+                before = self._packing.budget_nodes
+                self._packing.answered(batch, answer.seconds)
+                if self._packing.budget_nodes < before:
+                    log.info(
+                        "answer of %d nodes took %.2f s (slow): at most %d nodes from now on",
+                        sum(unit.first for unit in batch),
+                        answer.seconds,
+                        self._packing.budget_nodes,
+                    )
         except RequestTooLarge as exc:
             self.split(batch, str(exc))
         self._answered()
@@ -132,10 +142,10 @@ class Dispatcher:
         self.splits += 1
         self._packing.refused(batch)
         log.info(
-            "server refused %d packed pages (%s); at most %d pages' nodes in %d fields from now on",
+            "server refused %d packed pages (%s); at most %d nodes in %d fields from now on",
             len(batch),
             reason,
-            self._packing.pack,
+            self._packing.budget_nodes,
             self._packing.max_fields,
         )
         self._queue.put_back(batch)

@@ -11,7 +11,8 @@ import math
 from dataclasses import dataclass
 
 from .client import Collector, FetchRequest, collected_records, run_planner
-from .config import Connection, FetchOptions
+from .config import DEFAULT_PACK, Connection, FetchOptions
+from .pacing import PACE_MARGIN
 from .packing import MAX_ROOT_FIELDS
 from .plan import FetchPlan
 from .sync import run_sync
@@ -37,9 +38,12 @@ class FetchEstimate:
     snapshot_pages, metric_pages
         Pages of hourly snapshots and of daily metrics to fetch (upper estimates).
     requests
-        HTTP requests the fetch would make (pages packed per request).
+        HTTP requests the fetch would make (pages packed per request, at the
+        starting node budget: an upper estimate when the budget adapts, as it
+        grows when the server answers fast).
     seconds
-        Estimated duration at the options' pace; ``None`` when unpaced.
+        Estimated duration at the options' pace (95% of the rate, see
+        :mod:`prismatic_usage.pacing`); ``None`` when unpaced.
     list_requests
         Requests already spent listing customers and instances.
     """
@@ -85,8 +89,10 @@ class FetchEstimate:
         if days == 0:
             return cls(start, end, customers, instances, 0, 0, 0, 0.0, list_requests)
         page = options.page_size
-        budget = options.pack * page
-        fields = MAX_ROOT_FIELDS if options.pack > 1 else 1
+        fields = 1 if options.pack == 1 else MAX_ROOT_FIELDS
+
+        # The starting budget: an adaptive one that grows makes fewer requests.
+        budget = (options.pack or DEFAULT_PACK) * page
 
         def packed(units: int, nodes: int) -> int:
             # A request carries up to ``budget`` nodes in up to ``fields`` root fields.
@@ -113,7 +119,8 @@ class FetchEstimate:
             snapshot_pages=snapshot_pages,
             metric_pages=metric_pages,
             requests=requests,
-            seconds=requests / rate if rate else None,
+            # Starts are paced at PACE_MARGIN of the rate (pacing.py).
+            seconds=requests / (rate * PACE_MARGIN) if rate else None,
             list_requests=list_requests,
         )
 

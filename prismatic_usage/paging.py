@@ -26,6 +26,7 @@ import math
 
 from . import queries
 from .config import FetchOptions
+from .packing import largest_pack
 from .plan import Window
 from .queries import Stream
 from .unit_queue import UnitQueue
@@ -69,7 +70,8 @@ class Paging:
         self._page_size = options.page_size
         self._alone = alone
         #: Pages of one stream planned but not yet arrived, at most.
-        self.ahead = max(2, options.concurrency * options.pack * _AHEAD_PACKS)
+        pack = largest_pack(options.pack)
+        self.ahead = max(2, options.concurrency * pack * _AHEAD_PACKS)
         #: Restarts so far, over all streams.
         self.restarts = 0
         # Pages that arrived, and pages known to be needed, per stream (all readings).

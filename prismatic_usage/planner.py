@@ -94,7 +94,7 @@ class Planner:
         self._progress = progress
         # Called after every absorbed answer: a store makes the streams it finished durable.
         self._on_answer = on_answer
-        self._packing = Packing(options.pack, options.page_size)
+        self._packing = Packing.for_options(options)
         self._queue = UnitQueue(self._packing)
         self.duplicates_dropped = 0
         self.rows_received = 0

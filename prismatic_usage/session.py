@@ -94,10 +94,16 @@ class RequestTooLarge(APIError):
 
 @dataclass
 class Answer:
-    """A GraphQL answer: ``data`` (possibly partial or None) and ``errors``."""
+    """A GraphQL answer: ``data`` (possibly partial or None) and ``errors``.
+
+    ``seconds`` is how long the attempt that answered took, from sending to the
+    parsed answer (retries and pauses before it excluded): the node budget
+    halves on slow answers (:mod:`prismatic_usage.budget`).
+    """
 
     data: Mapping[str, Any] | None
     errors: Sequence[Mapping[str, Any]] = ()
+    seconds: float = 0.0
 
 
 @dataclass
@@ -191,10 +197,12 @@ class ApiSession:
             token_version = self._token_version
             async with self._gate.slot(turn_taken=turn_taken and attempts == 1):
                 self.counters.requests += 1
+                sent = time.monotonic()
                 failure = await self._attempt(request, what=what, splittable=splittable)
             if isinstance(failure, Answer):
                 self._gate.succeeded()
                 self._token_works = True
+                failure.seconds = time.monotonic() - sent
                 return self._redacted(failure)
             if failure.status in (401, 403):
                 if failure.status == 401 and await self._refresh(token_version):
@@ -302,7 +310,7 @@ class ApiSession:
         errors = [
             {**error, "message": redact(str(error.get("message", "")))} for error in answer.errors
         ]
-        return Answer(data=answer.data, errors=errors)
+        return Answer(data=answer.data, errors=errors, seconds=answer.seconds)
 
     def _classify_connection_failure(
         self, exc: TransportConnectionFailed, *, what: str, splittable: bool

@@ -38,6 +38,7 @@ class UnitQueue:
         self._claimed = 0
         self._claimed_probes = 0
         self.trial_in_flight = False
+        self._trial_leaps = False
 
     @property
     def pending(self) -> int:
@@ -50,10 +51,27 @@ class UnitQueue:
         return not self.pending and not self._probes
 
     def may_claim(self) -> bool:
-        """Whether a worker can claim something now (probes never wait for a trial)."""
+        """Whether a worker can claim something now (probes never wait for a trial).
+
+        A trial twice as large as what succeeded or more (the first packs, a
+        leap) holds every other request back. While a smaller trial (a growth
+        step) is in flight, only a request as large as one that succeeded may
+        go (there are more units than it carries): in the paced steady state
+        that is every request, so nobody waits; near the end of a fetch, or
+        unpaced, a partial request waits for the trial's answer rather than go
+        half empty.
+        """
         if len(self._probes) > self._claimed_probes:
             return True
-        return self.pending > self._claimed and not self.trial_in_flight
+        unclaimed = self.pending - self._claimed
+        if unclaimed <= 0 or not self.trial_in_flight:
+            return unclaimed > 0
+        if self._trial_leaps:
+            return False  # nothing is known of the sizes between: wait for its answer
+        # While a trial is out, others send full requests of a proven size; a
+        # partial one waits for the trial (it would be smaller than needed).
+        count, _ = self.packing.fit(self._queued(), unclaimed, trial=False)
+        return count < unclaimed
 
     def enqueue(self, unit: PageUnit) -> None:
         """Queue a unit; pages that unlock more planning jump the queue.
@@ -86,18 +104,22 @@ class UnitQueue:
         """Reserve work for one request: a probe, or the ready units one request can carry.
 
         Requests no larger than one that already succeeded go freely; a larger
-        one is a trial, sent while the others wait, so that a server with a
-        lower limit refuses one request rather than one per worker.
+        one is a trial, and only one trial is in flight at a time (meanwhile the
+        others carry no more than what succeeded, or wait, see
+        :meth:`may_claim`), so that a server with a lower limit refuses one
+        request rather than one per worker.
         """
         if len(self._probes) > self._claimed_probes:
             self._claimed_probes += 1
             return Claim(probe=True, count=1, trial=False)
         unclaimed = self.pending - self._claimed
         count, nodes = self.packing.fit(self._queued(), unclaimed, trial=True)
-        trial = self.packing.is_trial(count, nodes)
+        trial = self.packing.is_trial(count, nodes) and not self.trial_in_flight
         if not trial:
             count, _ = self.packing.fit(self._queued(), unclaimed, trial=False)
-        self.trial_in_flight = trial
+        if trial:
+            self.trial_in_flight = True
+            self._trial_leaps = self.packing.is_leap(count, nodes)
         self._claimed += count
         return Claim(probe=False, count=count, trial=trial)
 

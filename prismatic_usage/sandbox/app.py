@@ -4,7 +4,8 @@
 count it -> latency -> dropped connection -> queued canned response -> ``every_nth``
 status -> rate limit (429) -> bearer token (401) -> JSON body (400) -> parse and
 validate (400, as graphene-django answers errors that have no path) -> query-cost
-limits (GraphQL error, 200) -> execute (200, ``data`` and path-carrying ``errors``), in
+limits (GraphQL error, 200) -> cost model (waits in proportion to the nodes
+requested) -> execute (200, ``data`` and path-carrying ``errors``), in
 the server thread or, with workers, in a worker process (``execution.py``).
 """
 
@@ -21,7 +22,7 @@ from aiohttp import web
 
 from .execution import Answer, Job, dumps, execute_job, run_in_worker
 from .faults import FaultPlan, inserted_customer, inserted_instance, retry_after_seconds
-from .operation import limit_error, root_fields
+from .operation import limit_error, nodes_requested, root_fields
 from .state import SandboxState
 from .stats import RequestRecord
 
@@ -172,6 +173,9 @@ async def _graphql(
     if problem is not None:
         state.stats.served(RequestRecord(seq, 200, name, calls, (problem,)))
         return _json({"errors": [{"message": problem}]}, 200)
+    cost = plan.cost_seconds(nodes_requested(calls))
+    if cost > 0:
+        await asyncio.sleep(cost)  # the cost model: larger requests answer later
     switches = state.switches
     job = Job(
         query=query,

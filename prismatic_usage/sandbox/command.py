@@ -83,6 +83,18 @@ def _parser() -> argparse.ArgumentParser:
         help="requests per second before HTTP 429 (a strict sliding window of 1 s)",
     )
     parser.add_argument(
+        "--max-nodes",
+        type=_number(int, 1),
+        help="most nodes (summed first/last of connection fields) a request may ask for; "
+        "more is a GraphQL error (default: no limit)",
+    )
+    parser.add_argument(
+        "--ms-per-1000-nodes",
+        type=_number(float, 0, 60_000),
+        default=0.0,
+        help="cost model: milliseconds a request waits per 1,000 nodes it asks for (default: 0)",
+    )
+    parser.add_argument(
         "--workers",
         type=_number(int, 0, 64),
         default=0,
@@ -114,7 +126,12 @@ def run(argv: list[str] | None = None) -> int:
         data,
         token=args.token,
         port=args.port,
-        faults=FaultPlan(latency=args.latency, rate_limit=args.rate_limit),
+        faults=FaultPlan(
+            latency=args.latency,
+            rate_limit=args.rate_limit,
+            max_nodes_per_response=args.max_nodes,
+            seconds_per_1000_nodes=args.ms_per_1000_nodes / 1000,
+        ),
         require_instance_for_daily_metrics=not args.allow_org_wide_instance_metrics,
         workers=args.workers,
     )

@@ -61,6 +61,12 @@ class FaultPlan:
     max_nodes_per_response
         The sum over connection root fields of ``first``/``last`` (100 when absent)
         may not exceed this, else a GraphQL error (HTTP 200).
+    seconds_per_1000_nodes
+        A cost model: a request that passed the limits waits this long per
+        1,000 nodes *requested* (the same sum as above) before it is executed,
+        so answer time grows with the size of a request. Requested, not
+        answered: a real server's query cost is judged from ``first``/``last``
+        before it runs, and it makes the delay known before executing.
     drop_connection_every_nth
         Every n-th request gets its connection closed without an answer.
     stuck_cursor
@@ -105,6 +111,7 @@ class FaultPlan:
     every_nth: dict[int, int] = field(default_factory=dict)
     max_root_fields: int | None = None
     max_nodes_per_response: int | None = None
+    seconds_per_1000_nodes: float = 0.0
     drop_connection_every_nth: int | None = None
     stuck_cursor: bool = False
     lie_total_count: int = 0
@@ -128,6 +135,10 @@ class FaultPlan:
     def tie_order(self, seq: int) -> str | None:
         """The seed of request ``seq``'s order of tied rows; None when ties keep their order."""
         return f"{self.fault_seed}:{seq}" if self.shuffle_ties else None
+
+    def cost_seconds(self, nodes: int) -> float:
+        """Extra seconds a request for ``nodes`` nodes waits under the cost model."""
+        return self.seconds_per_1000_nodes * nodes / 1000
 
     def slow(self, seq: int) -> float:
         """Extra seconds request number ``seq`` waits."""

@@ -23,7 +23,7 @@ from graphql.utilities import get_operation_ast
 from .relay import MAX_LIMIT
 from .stats import RootFieldCall
 
-__all__ = ["CONNECTION_FIELDS", "limit_error", "root_fields"]
+__all__ = ["CONNECTION_FIELDS", "limit_error", "nodes_requested", "root_fields"]
 
 #: Root fields that return a connection (and so a page of nodes).
 CONNECTION_FIELDS = frozenset(
@@ -84,6 +84,11 @@ def _nodes_requested(call: RootFieldCall) -> int:
     return MAX_LIMIT
 
 
+def nodes_requested(calls: tuple[RootFieldCall, ...]) -> int:
+    """The sum over connection root fields of ``first``/``last`` (100 when absent)."""
+    return sum(_nodes_requested(c) for c in calls if c.field_name in CONNECTION_FIELDS)
+
+
 def limit_error(
     calls: tuple[RootFieldCall, ...], *, max_root_fields: int | None, max_nodes: int | None
 ) -> str | None:
@@ -91,7 +96,7 @@ def limit_error(
     if max_root_fields is not None and len(calls) > max_root_fields:
         return f"Query has too many root fields ({len(calls)} > {max_root_fields})"
     if max_nodes is not None:
-        total = sum(_nodes_requested(c) for c in calls if c.field_name in CONNECTION_FIELDS)
+        total = nodes_requested(calls)
         if total > max_nodes:
             return f"Query requests too many nodes ({total} > {max_nodes})"
     return None
