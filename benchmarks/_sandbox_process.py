@@ -2,7 +2,7 @@
 
 ``python -m prismatic_usage sandbox`` runs in a child process so that its GraphQL
 execution does not share a GIL with the client being measured. The command prints
-``url:`` and ``token:`` on stdout once it listens; :func:`sandbox_process` reads
+``url:`` and ``token:`` on stdout once it listens; :func:`start_sandbox` reads
 those two lines, yields them and stops the process afterwards. Not a benchmark
 itself (the leading underscore keeps it out of the list of scripts).
 """
@@ -79,7 +79,7 @@ def sandbox_accepts(flag: str) -> bool:
 
 
 @contextmanager
-def sandbox_process(spec: SandboxSpec) -> Iterator[tuple[str, str]]:
+def start_sandbox(spec: SandboxSpec) -> Iterator[tuple[str, str]]:
     """Start the sandbox ``spec`` describes; yield its base URL and token; stop it after.
 
     Its stderr goes to a temporary file, shown if the sandbox exits before it

@@ -32,11 +32,12 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from _sandbox_process import SandboxSpec, sandbox_process
+from _sandbox_process import SandboxSpec, start_sandbox
 from gql import Client, GraphQLRequest, gql
 from gql.transport.aiohttp import AIOHTTPTransport
 
@@ -120,6 +121,15 @@ def spec(args: argparse.Namespace, *, rate_limit: float | None) -> SandboxSpec:
     return SandboxSpec(
         args.customers, args.days, args.start, args.latency, rate_limit, args.sandbox_workers
     )
+
+
+@contextmanager
+def sandbox_process(
+    args: argparse.Namespace, *, rate_limit: float | None
+) -> Iterator[tuple[str, str]]:
+    """The sandbox for ``args``' org: its URL and token (other scripts import this one)."""
+    with start_sandbox(spec(args, rate_limit=rate_limit)) as (url, token):
+        yield url, token
 
 
 async def _walk(
@@ -298,7 +308,7 @@ def main() -> int:
 
     failures: list[str] = []
     args.settle = 0.0
-    with sandbox_process(spec(args, rate_limit=None)) as (url, token):
+    with sandbox_process(args, rate_limit=None) as (url, token):
         baseline = run_baseline(url, token, args)
         k1 = run_library("(b) library, K=1", url, token, args, FetchOptions(pack=1))
         defaults = run_library("(c) library, defaults", url, token, args, FetchOptions())
@@ -312,7 +322,7 @@ def main() -> int:
             None,
         )
     args.settle = 0.0 if args.smoke else SETTLE
-    with sandbox_process(spec(args, rate_limit=args.rate_limit)) as (url, token):
+    with sandbox_process(args, rate_limit=args.rate_limit) as (url, token):
         baseline_rl = run_baseline(url, token, args)
         k1_rl = run_library("(b) library, K=1", url, token, args, FetchOptions(pack=1))
         defaults_rl = run_library("(c) library, defaults", url, token, args, FetchOptions())
@@ -345,7 +355,7 @@ def pack_sweep(args: argparse.Namespace) -> int:
     """Requests and seconds (min and median of ``--repeats`` samples) for each K."""
     failures = []
     args.settle = 0.0 if args.smoke else SETTLE
-    with sandbox_process(spec(args, rate_limit=args.rate_limit)) as (url, token):
+    with sandbox_process(args, rate_limit=args.rate_limit) as (url, token):
         print(f"\nK sweep, server limit {args.rate_limit:g} req/s, {args.repeats} samples per K")
         print(f"{'K':>4} {'requests':>8} {'min s':>8} {'median s':>8} {'max s':>8} {'429s':>5}")
         first: Result | None = None

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from fetch import sandbox_process
+from _sandbox_process import SandboxSpec, start_sandbox
 
 from prismatic_usage import FetchOptions, UsageStore, build_report, fetch_report
 
@@ -68,7 +68,10 @@ def main() -> int:
         requests_per_second=args.rate or None, **({"pack": args.pack} if args.pack else {})
     )
     rows: list[Row] = []
-    with sandbox_process(args, rate_limit=None) as (url, token), tempfile.TemporaryDirectory() as d:
+    sandbox = SandboxSpec(
+        args.customers, args.days, args.start, args.latency, None, args.sandbox_workers
+    )
+    with start_sandbox(sandbox) as (url, token), tempfile.TemporaryDirectory() as d:
         store = UsageStore(Path(d) / "store")
         for name, end in (("(a) first run", first_end), ("(b) identical re-run", first_end),
                           ("(c) one more day", last_end)):  # fmt: skip
