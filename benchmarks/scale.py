@@ -10,6 +10,9 @@ as a child process, and prints side by side:
   floor s   requests / the server's rate: no run at that rate can be faster;
   s/floor   seconds / floor;
   peak MB   the CLI process's peak RSS (``ru_maxrss`` from ``os.wait4``);
+  cpu s     the CLI process's user + system CPU seconds (the same rusage): on a shared,
+            loaded machine, seconds far above the floor with cpu s well below it mean
+            the client waited for the CPU or the sandbox, not for its own work;
 
 then the same with the sandbox refusing answers over 1,000 nodes (``--max-nodes``),
 or ``n/a`` where this checkout's sandbox has no such flag. The cap is a command-line
@@ -77,10 +80,11 @@ LARGE_CELLS = [Cell(1000, 92), Cell(3000, 7), Cell(3000, 31), Cell(3000, 92)]
 
 @dataclass(frozen=True)
 class Run:
-    """One CLI run: requests, wall seconds, peak RSS and a digest of the files written."""
+    """One CLI run: requests, wall and CPU seconds, peak RSS, a digest of the files written."""
 
     requests: int
     seconds: float
+    cpu_seconds: float
     peak_mb: float
     digest: str
 
@@ -111,6 +115,10 @@ class Column:
     @property
     def peak_mb(self) -> float:
         return max(r.peak_mb for r in self.runs)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return statistics.median(r.cpu_seconds for r in self.runs)
 
     def seconds_text(self) -> str:
         if len(self.runs) == 1:
@@ -152,7 +160,8 @@ def run_cli(url: str, token: str, cell: Cell) -> Run:
             tail = "\n".join(text.splitlines()[-5:])
             raise CliFailed(f"the CLI exited {proc.returncode} on {cell}:\n{tail}")
         requests = int(match.group(1).replace(",", ""))
-        return Run(requests, seconds, usage.ru_maxrss / 1024, digest_of(Path(out)))
+        cpu = usage.ru_utime + usage.ru_stime
+        return Run(requests, seconds, cpu, usage.ru_maxrss / 1024, digest_of(Path(out)))
 
 
 def measure(args: argparse.Namespace, cell: Cell, cap: int | None) -> Column:
@@ -175,25 +184,22 @@ def measure(args: argparse.Namespace, cell: Cell, cap: int | None) -> Column:
     return Column(runs, args.rate)
 
 
-LEFT = 56  # characters of a row's uncapped half
+LEFT = 62  # characters of a row's uncapped half
 
 
 def header(cap_label: str) -> str:
     """The table's two header lines: what each half is, then the columns."""
-    left = (
-        f"{'cell':>11} {'requests':>8} {'seconds':>11} {'floor s':>7} {'s/floor':>7} {'peak MB':>7}"
-    )
-    right = f"{'requests':>8} {'seconds':>11} {'floor s':>7} {'s/floor':>7} {'peak MB':>7}"
-    return f"{'no cap':>{LEFT}} | {cap_label}\n{left} | {right}"
+    columns = f"{'requests':>8} {'seconds':>11} {'floor s':>7} {'s/floor':>7} {'peak MB':>7} cpu s"
+    return f"{'no cap':>{LEFT}} | {cap_label}\n{'cell':>11} {columns} | {columns}"
 
 
 def half(column: Column | None) -> str:
-    """requests, seconds, floor, s/floor and peak MB of one column (n/a if not run)."""
+    """requests, seconds, floor, s/floor, peak MB and CPU s of one column (n/a if not run)."""
     if column is None:
-        return f"{'n/a':>8} {'n/a':>11} {'n/a':>7} {'n/a':>7} {'n/a':>7}"
+        return f"{'n/a':>8} {'n/a':>11} {'n/a':>7} {'n/a':>7} {'n/a':>7} {'n/a':>5}"
     return (
         f"{column.requests:8,} {column.seconds_text():>11} {column.floor:7.2f} "
-        f"{column.ratio:6.2f}x {column.peak_mb:7,.0f}"
+        f"{column.ratio:6.2f}x {column.peak_mb:7,.0f} {column.cpu_seconds:5.1f}"
     )
 
 
