@@ -14,9 +14,9 @@ twice: once without a server rate limit, once with the sandbox limiting to
 --rate-limit requests/s (HTTP 429 + Retry-After beyond it). Every run's records
 are compared with the baseline's; any difference fails the benchmark.
 
-    python benchmarks/fetch.py                # RUNTIME_MAIN
+    python benchmarks/fetch.py                # the two tables (run times: README.md)
     python benchmarks/fetch.py --smoke        # seconds; for CI, no targets checked
-    python benchmarks/fetch.py --pack-sweep   # requests and seconds for K = 1..50, RUNTIME_SWEEP
+    python benchmarks/fetch.py --pack-sweep   # requests and seconds for K = 1..50
 
 ``--repeats N`` runs every row N times (default 1 for the tables, 3 for the sweep)
 and prints the minimum and the median seconds; speed-ups, bounds and targets use

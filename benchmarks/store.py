@@ -12,7 +12,7 @@ one is missed): (b) sends at most 1/20 of (a)'s requests and fetches no usage,
 (c) at most 1/15, and the frames build in under 2 s. The frames built from the
 store are compared with a fetch without a store; any difference fails.
 
-    python benchmarks/store.py            # 1,000 customers x 31 days, ~3 minutes
+    python benchmarks/store.py            # 1,000 customers x 31 days (run time: README.md)
     python benchmarks/store.py --smoke    # seconds; for CI, no goals checked
 """
 
