@@ -13,6 +13,8 @@ as a child process, and prints side by side:
   cpu s     the CLI process's user + system CPU seconds (the same rusage): on a shared,
             loaded machine, seconds far above the floor with cpu s well below it mean
             the client waited for the CPU or the sandbox, not for its own work;
+  429s      answers HTTP 429 (the CLI runs with ``-v``, which logs every retry): each
+            pauses every worker for its Retry-After and halves the client's pace;
 
 then the same with the sandbox refusing answers over 1,000 nodes (``--max-nodes``),
 or ``n/a`` where this checkout's sandbox has no such flag. The cap is a command-line
@@ -56,6 +58,7 @@ CAP_FLAG = "--max-nodes"
 START = dt.date(2024, 12, 1)
 SETTLE = 1.1  # seconds between runs against one sandbox, so its 1-second window empties
 REQUESTS = re.compile(r"\bin ([\d,]+) requests\b")
+THROTTLED = re.compile(r"^INFO .*\bretrying\b.*: HTTP 429\b", re.MULTILINE)
 
 
 @dataclass(frozen=True, order=True)
@@ -86,6 +89,7 @@ class Run:
     seconds: float
     cpu_seconds: float
     peak_mb: float
+    throttled: int
     digest: str
 
 
@@ -120,6 +124,10 @@ class Column:
     def cpu_seconds(self) -> float:
         return statistics.median(r.cpu_seconds for r in self.runs)
 
+    @property
+    def throttled(self) -> int:
+        return sum(r.throttled for r in self.runs)
+
     def seconds_text(self) -> str:
         if len(self.runs) == 1:
             return f"{self.seconds:.2f}"
@@ -146,7 +154,7 @@ def run_cli(url: str, token: str, cell: Cell) -> Run:
     with tempfile.TemporaryDirectory() as out, tempfile.TemporaryFile("w+") as stdout:
         command = [
             sys.executable, "-m", "prismatic_usage", "--url", url, "--output-dir", out,
-            "--start-date", START.isoformat(), "--end-date", end.isoformat(),
+            "--start-date", START.isoformat(), "--end-date", end.isoformat(), "--verbose",
         ]  # fmt: skip
         began = time.perf_counter()
         proc = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT, env=env)
@@ -161,7 +169,9 @@ def run_cli(url: str, token: str, cell: Cell) -> Run:
             raise CliFailed(f"the CLI exited {proc.returncode} on {cell}:\n{tail}")
         requests = int(match.group(1).replace(",", ""))
         cpu = usage.ru_utime + usage.ru_stime
-        return Run(requests, seconds, cpu, usage.ru_maxrss / 1024, digest_of(Path(out)))
+        throttled = len(THROTTLED.findall(text))
+        peak_mb = usage.ru_maxrss / 1024
+        return Run(requests, seconds, cpu, peak_mb, throttled, digest_of(Path(out)))
 
 
 def measure(args: argparse.Namespace, cell: Cell, cap: int | None) -> Column:
@@ -184,22 +194,25 @@ def measure(args: argparse.Namespace, cell: Cell, cap: int | None) -> Column:
     return Column(runs, args.rate)
 
 
-LEFT = 62  # characters of a row's uncapped half
+LEFT = 67  # characters of a row's uncapped half
 
 
 def header(cap_label: str) -> str:
     """The table's two header lines: what each half is, then the columns."""
-    columns = f"{'requests':>8} {'seconds':>11} {'floor s':>7} {'s/floor':>7} {'peak MB':>7} cpu s"
+    columns = (
+        f"{'requests':>8} {'seconds':>11} {'floor s':>7} {'s/floor':>7} {'peak MB':>7} cpu s 429s"
+    )
     return f"{'no cap':>{LEFT}} | {cap_label}\n{'cell':>11} {columns} | {columns}"
 
 
 def half(column: Column | None) -> str:
-    """requests, seconds, floor, s/floor, peak MB and CPU s of one column (n/a if not run)."""
+    """requests, seconds, floor, s/floor, peak MB, CPU s, 429s of one column (n/a if not run)."""
     if column is None:
-        return f"{'n/a':>8} {'n/a':>11} {'n/a':>7} {'n/a':>7} {'n/a':>7} {'n/a':>5}"
+        return f"{'n/a':>8} {'n/a':>11} {'n/a':>7} {'n/a':>7} {'n/a':>7} {'n/a':>5} {'n/a':>4}"
     return (
         f"{column.requests:8,} {column.seconds_text():>11} {column.floor:7.2f} "
-        f"{column.ratio:6.2f}x {column.peak_mb:7,.0f} {column.cpu_seconds:5.1f}"
+        f"{column.ratio:6.2f}x {column.peak_mb:7,.0f} {column.cpu_seconds:5.1f} "
+        f"{column.throttled:4d}"
     )
 
 

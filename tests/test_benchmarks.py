@@ -57,6 +57,6 @@ def test_scale_smoke_run_shows_the_capped_half_only_where_the_sandbox_has_a_cap(
     if has_cap:
         assert capped[0].isdigit(), result.stdout
     else:
-        assert capped == ["n/a"] * 6, result.stdout
+        assert capped == ["n/a"] * 7, result.stdout
     assert "FAILED" not in result.stdout
     assert "goals:" not in result.stdout  # no goals under --smoke
