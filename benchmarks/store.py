@@ -12,7 +12,7 @@ one is missed): (b) sends at most 1/20 of (a)'s requests and fetches no usage,
 (c) at most 1/15, and the frames build in under 2 s. The frames built from the
 store are compared with a fetch without a store; any difference fails.
 
-    python benchmarks/store.py            # 1,000 customers x 31 days, ~3 minutes
+    python benchmarks/store.py            # 1,000 customers x 31 days (run time: README.md)
     python benchmarks/store.py --smoke    # seconds; for CI, no goals checked
 """
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from fetch import sandbox_process
+from _sandbox_process import SandboxSpec, start_sandbox
 
 from prismatic_usage import FetchOptions, UsageStore, build_report, fetch_report
 
@@ -68,7 +68,10 @@ def main() -> int:
         requests_per_second=args.rate or None, **({"pack": args.pack} if args.pack else {})
     )
     rows: list[Row] = []
-    with sandbox_process(args, rate_limit=None) as (url, token), tempfile.TemporaryDirectory() as d:
+    sandbox = SandboxSpec(
+        args.customers, args.days, args.start, args.latency, None, args.sandbox_workers
+    )
+    with start_sandbox(sandbox) as (url, token), tempfile.TemporaryDirectory() as d:
         store = UsageStore(Path(d) / "store")
         for name, end in (("(a) first run", first_end), ("(b) identical re-run", first_end),
                           ("(c) one more day", last_end)):  # fmt: skip

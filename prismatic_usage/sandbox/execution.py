@@ -18,6 +18,7 @@ pool: later requests answer HTTP 500 until the sandbox restarts.
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import signal
@@ -152,6 +153,7 @@ def _init_worker(schema: GraphQLSchema, data: OrgData) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _worker = _Worker(schema, data, OrderedDict())
+    gc.freeze()  # the inherited org data stays out of the collector here too (see Sandbox.start)
 
 
 def _ready() -> bool:
