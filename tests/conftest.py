@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -58,3 +61,25 @@ def make_sandbox(org: OrgData) -> Iterator[Callable[..., Sandbox]]:
     yield factory
     for sb in started:
         sb.stop()
+
+
+@contextmanager
+def sandbox_process(*args: str) -> Iterator[tuple[str, str]]:
+    """``(url, token)`` of a ``prismatic-usage sandbox`` command run in its own process.
+
+    For tests whose server must not share the test process's GIL and event-loop
+    delays with the client (a strict rate window stamps arrivals late when the
+    client's work holds it up). ``args`` are the command's flags.
+    """
+    command = [sys.executable, "-m", "prismatic_usage", "sandbox", "--port", "0", *args]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            url = proc.stdout.readline().split("url: ", 1)[1].strip()
+            token = proc.stdout.readline().split("token: ", 1)[1].strip()
+            yield url, token
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)

@@ -20,6 +20,7 @@ from prismatic_usage.sandbox.stats import RequestRecord
 from prismatic_usage.unit_queue import UnitQueue
 from prismatic_usage.units import PageUnit
 
+from .conftest import sandbox_process
 from .expected import actual_records, expected_records
 
 START = dt.date(2025, 3, 1)
@@ -267,22 +268,13 @@ def test_the_cost_model_waits_in_proportion_to_the_nodes_requested() -> None:
 def test_the_sandbox_command_takes_a_node_cap_and_the_fetch_splits_under_it() -> None:
     days = 2
     command = [
-        sys.executable, "-m", "prismatic_usage", "sandbox", "--port", "0", "--seed", "3",
+        "--seed", "3",
         "--customers", "4", "--start-date", START.isoformat(), "--days", str(days),
         "--max-nodes", "150", "--ms-per-1000-nodes", "10",
     ]  # fmt: skip
     end = START + dt.timedelta(days=days - 1)
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    ) as proc:
-        try:
-            assert proc.stdout is not None
-            url = proc.stdout.readline().split("url: ", 1)[1].strip()
-            token = proc.stdout.readline().split("token: ", 1)[1].strip()
-            records = fetch_usage(START, end, url=url, token=token, options=UNPACED)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    with sandbox_process(*command) as (url, token):
+        records = fetch_usage(START, end, url=url, token=token, options=UNPACED)
     data = generate_org(seed=3, customers=4, start=START, days=days)
     assert actual_records(records) == expected_records(data, START, end)
     assert records.stats.splits >= 1  # 1,000 nodes asked of a server that takes 150
