@@ -16,7 +16,7 @@ from typing import NoReturn
 from . import config
 from ._money import checked_price
 from ._safe_text import one_line
-from .billing import PERIODS
+from .config import PERIODS
 from .errors import ConfigurationError
 from .usage_store import DEFAULT_FINAL_AFTER_HOURS, MAX_FINAL_AFTER_HOURS
 

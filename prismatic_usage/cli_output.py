@@ -18,7 +18,6 @@ from pathlib import Path
 
 from . import config
 from ._safe_text import one_line, redact, register_secret, scrub
-from .audit import audit
 from .errors import OutputError
 from .report import UsageReport
 
@@ -176,6 +175,8 @@ def judge(report: UsageReport, *, strict: bool, quiet: bool) -> bool:
         )
     elif reconciliation is not None and not quiet:
         print(reconciliation.summary())
+    from .audit import audit  # pandas: imported after the fetch, not before the first request
+
     verdict = audit(report)
     if not verdict.clean and (strict or not quiet):
         print(verdict.summary(), file=sys.stderr if strict else sys.stdout)
