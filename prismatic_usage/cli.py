@@ -49,10 +49,10 @@ from .errors import (
 )
 from .estimate import estimate_fetch
 from .report import UsageReport, build_report, fetch_report
-from .usage_store import SyncResult, UsageStore
 
 if TYPE_CHECKING:
     from .billing import Prices
+    from .usage_store import SyncResult
 
 __all__ = ["main"]
 
@@ -172,6 +172,8 @@ def _run(args: argparse.Namespace) -> int:
     if not args.demo:
         config.resolve_connection(args.url)  # URL and token problems before any side effect
     options = _options(args)
+    if args.store is not None:  # pyarrow.parquet and the store: only a run with a store loads them
+        from .usage_store import UsageStore
     if args.dry_run:
         days = None
         if args.store is not None and (args.store / "store.json").is_file():
@@ -312,6 +314,8 @@ def _store_command(arguments: list[str]) -> int:
     try:
         if not (args.directory / "store.json").is_file():
             raise UsageError(f"{args.directory} is not a usage store (no store.json in it)")
+        from .usage_store import UsageStore
+
         print(UsageStore(args.directory).info().summary())
     except PrismaticUsageError as exc:
         print(f"prismatic-usage: error: {shown_error(exc)}", file=sys.stderr)
