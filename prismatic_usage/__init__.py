@@ -78,7 +78,7 @@ if _typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time each l
 #: modules (pandas, pyarrow, aiohttp, gql: most of a second); a name's module is
 #: imported when the name is first used (:class:`_Package`), so ``python -m prismatic_usage``
 #: sends its first request before it loads what only the frames and files need.
-_HOMES: dict[str, tuple[str, ...]] = {
+_HOMES = {  # no annotation: a module-level one would show in help() as __annotations__
     ".audit": ("Audit", "audit"),
     ".billing": ("Prices", "billing_summary", "compute_rollup", "customer_period_rollup"),
     ".client": ("FetchProgress", "fetch_usage", "fetch_usage_async"),
