@@ -47,11 +47,10 @@ from .errors import (
     StoreError,
     StoreLockedError,
 )
-from .estimate import estimate_fetch
-from .report import UsageReport, build_report, fetch_report
 
 if TYPE_CHECKING:
     from .billing import Prices
+    from .report import UsageReport
     from .usage_store import SyncResult
 
 __all__ = ["main"]
@@ -172,7 +171,12 @@ def _run(args: argparse.Namespace) -> int:
     if not args.demo:
         config.resolve_connection(args.url)  # URL and token problems before any side effect
     options = _options(args)
-    if args.store is not None:  # pyarrow.parquet and the store: only a run with a store loads them
+    # The fetch (aiohttp, gql, pyarrow) loads once the arguments are checked: --help and
+    # usage errors do not wait for it. The store (pyarrow.parquet) loads only for --store.
+    from .estimate import estimate_fetch
+    from .report import build_report, fetch_report
+
+    if args.store is not None:
         from .usage_store import UsageStore
     if args.dry_run:
         days = None

@@ -15,11 +15,14 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import config
 from ._safe_text import one_line, redact, register_secret, scrub
 from .errors import OutputError
-from .report import UsageReport
+
+if TYPE_CHECKING:
+    from .report import UsageReport
 
 __all__ = [
     "closing_lines",

@@ -50,6 +50,11 @@ def test_the_command_line_loads_nothing_only_the_frames_and_files_need() -> None
     assert loaded_after("import prismatic_usage.cli", AFTER_THE_FETCH) == []
 
 
+def test_help_and_usage_errors_do_not_wait_for_the_fetch_machinery() -> None:
+    fetch = ("aiohttp", "gql", "graphql", "pyarrow", "numpy", "prismatic_usage.client")
+    assert loaded_after("import prismatic_usage.cli", fetch) == []
+
+
 def test_a_public_name_loads_its_module_on_first_use() -> None:
     code = (
         "import prismatic_usage as p\n"
