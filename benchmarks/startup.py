@@ -22,9 +22,10 @@ the outside, the way a user meets them:
     python benchmarks/startup.py --before main    # before/after, ~2 min
     python benchmarks/startup.py --smoke          # seconds; for CI, no goal checked
 
-Exits 1 if a goal is missed (not with ``--smoke``): import under
-``--goal-import`` seconds and the first request within ``--goal-first`` seconds
-of the process start (the median of the runs).
+Exits 1 if a goal is missed (not with ``--smoke``): ``import prismatic_usage``
+under ``--goal-import`` seconds and the first request within ``--goal-first``
+seconds of the process start, both the best of the runs (on a shared machine
+noise only ever adds time; the median is printed beside it).
 """
 
 from __future__ import annotations
@@ -133,7 +134,9 @@ def sandbox(args: argparse.Namespace) -> Iterator[tuple[int, str]]:
         "--start-date", START.isoformat(), "--latency", str(args.latency),
         "--rate-limit", str(args.rate),
     ]  # fmt: skip
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO
+    )
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().split("url: ", 1)[1].strip()
@@ -150,6 +153,7 @@ class Run:
 
     first: float
     full_pace: float
+    last_answer: float
     total: float
     requests: int
     max_in_flight: int
@@ -202,6 +206,7 @@ def cli_run(tree: Path, relay: Relay, token: str, args: argparse.Namespace) -> R
     return Run(
         first=sent[0] - began,
         full_pace=full_pace(sent, args.rate) - began,
+        last_answer=max(e.answered or ended for e in exchanges) - began,
         total=ended - began,
         requests=len(sent),
         max_in_flight=max_in_flight(exchanges),
@@ -277,6 +282,7 @@ def measure(trees: dict[str, Path], args: argparse.Namespace) -> dict[str, dict[
                 floor = run.requests / args.rate
                 note(name, "first request", run.first)
                 note(name, "full pace", run.full_pace)
+                note(name, "last answer", run.last_answer)
                 note(name, "total", run.total)
                 note(name, "requests", run.requests)
                 note(name, "floor (requests / rate)", floor)
@@ -311,8 +317,8 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--goal-import", type=float, default=0.5)
-    parser.add_argument("--goal-first", type=float, default=1.0)
+    parser.add_argument("--goal-import", type=float, default=0.1, help="seconds (default 0.1)")
+    parser.add_argument("--goal-first", type=float, default=0.8, help="seconds (default 0.8)")
     parser.add_argument("--timeline", action="store_true", help="print each request's times")
     parser.add_argument("--smoke", action="store_true", help="tiny, one run, no goals")
     args = parser.parse_args()
@@ -326,9 +332,9 @@ def main() -> int:
         return 0
     mine = figures[list(figures)[-1]]
     misses = []
-    if statistics.median(mine["import prismatic_usage"]) > args.goal_import:
+    if min(mine["import prismatic_usage"]) > args.goal_import:
         misses.append(f"import over {args.goal_import} s")
-    if statistics.median(mine["first request"]) > args.goal_first:
+    if min(mine["first request"]) > args.goal_first:
         misses.append(f"first request later than {args.goal_first} s")
     print("goals: " + ("; ".join(misses) + " (MISSED)" if misses else "met"))
     return 1 if misses else 0
