@@ -55,7 +55,7 @@ from .columns import (
     naming_of,
     with_column_names,
 )
-from .config import resolve_zone
+from .config import PERIODS, resolve_zone
 from .errors import ConfigurationError
 
 __all__ = [
@@ -65,9 +65,6 @@ __all__ = [
     "compute_rollup",
     "customer_period_rollup",
 ]
-
-PERIODS: tuple[str, ...] = ("month", "week", "range")
-"""The period names the roll-ups accept."""
 
 MB_PER_GB = 1024
 """GB-seconds = MB-seconds / 1024 (binary gigabytes, as memory is sized)."""

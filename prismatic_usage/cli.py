@@ -4,6 +4,10 @@ Exit codes (see :func:`exit_code`): 0 ok, 1 unexpected failure, 2 usage error,
 3 the API refused the token, 4 the API or network failed after retries, 5 an
 output could not be written, 6 (``--strict``) written but not clean, 130
 interrupted, 143 terminated. The only module that reads argv or exits. The arguments themselves are declared in :mod:`prismatic_usage.cli_args`.
+
+What only the frames, the billing summary and the files need (pandas above
+all) is imported where it is used, after the fetch: the first request does
+not wait for it (README, Performance).
 """
 
 from __future__ import annotations
@@ -19,10 +23,10 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import _startup, config
 from ._atomic import completed_commits
-from .billing import Prices, billing_summary
 from .cli_args import OneLineParser, UsageError, build_parser, resolve_range
 from .cli_output import (
     closing_lines,
@@ -32,7 +36,6 @@ from .cli_output import (
     output_dir,
     shown_error,
 )
-from .columns import CUSTOMER_INSTANCE, INSTANCE_COMPUTE, with_column_names
 from .config import Connection, FetchOptions
 from .errors import (
     APIError,
@@ -44,10 +47,11 @@ from .errors import (
     StoreError,
     StoreLockedError,
 )
-from .estimate import estimate_fetch
-from .export import write_reports
-from .report import UsageReport, build_report, fetch_report
-from .usage_store import SyncResult, UsageStore
+
+if TYPE_CHECKING:
+    from .billing import Prices
+    from .report import UsageReport
+    from .usage_store import SyncResult
 
 __all__ = ["main"]
 
@@ -128,6 +132,8 @@ def _prices(args: argparse.Namespace) -> Prices | None:
     given = (args.price_instance_month, args.price_gb_second, args.price_1k_executions)
     if not args.summary and all(price is None for price in given):
         return None
+    from .billing import Prices
+
     return Prices(instance_month=given[0], gb_second=given[1], per_1k_executions=given[2])
 
 
@@ -165,6 +171,13 @@ def _run(args: argparse.Namespace) -> int:
     if not args.demo:
         config.resolve_connection(args.url)  # URL and token problems before any side effect
     options = _options(args)
+    # The fetch (aiohttp, gql, pyarrow) loads once the arguments are checked: --help and
+    # usage errors do not wait for it. The store (pyarrow.parquet) loads only for --store.
+    from .estimate import estimate_fetch
+    from .report import build_report, fetch_report
+
+    if args.store is not None:
+        from .usage_store import UsageStore
     if args.dry_run:
         days = None
         if args.store is not None and (args.store / "store.json").is_file():
@@ -248,6 +261,10 @@ def _write(
 
     Returns every file written with its rows (files come per frame, per format).
     """
+    from .billing import billing_summary
+    from .columns import CUSTOMER_INSTANCE, INSTANCE_COMPUTE, with_column_names
+    from .export import write_reports
+
     extended = args.columns == "extended"
     customer, compute = report.customer_instances, report.instance_compute
     extra = []
@@ -301,6 +318,8 @@ def _store_command(arguments: list[str]) -> int:
     try:
         if not (args.directory / "store.json").is_file():
             raise UsageError(f"{args.directory} is not a usage store (no store.json in it)")
+        from .usage_store import UsageStore
+
         print(UsageStore(args.directory).info().summary())
     except PrismaticUsageError as exc:
         print(f"prismatic-usage: error: {shown_error(exc)}", file=sys.stderr)

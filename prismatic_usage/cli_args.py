@@ -16,9 +16,8 @@ from typing import NoReturn
 from . import config
 from ._money import checked_price
 from ._safe_text import one_line
-from .billing import PERIODS
+from .config import DEFAULT_FINAL_AFTER_HOURS, PERIODS
 from .errors import ConfigurationError
-from .usage_store import DEFAULT_FINAL_AFTER_HOURS, MAX_FINAL_AFTER_HOURS
 
 __all__ = [
     "DEFAULT_MAX_DAYS",
@@ -107,6 +106,10 @@ def _non_negative_float(text: str) -> float:
 
 
 def _final_after(text: str) -> float:
+    from .usage_store import (
+        MAX_FINAL_AFTER_HOURS,  # only when given: the store loads pyarrow.parquet
+    )
+
     value = _non_negative_float(text)
     if value > MAX_FINAL_AFTER_HOURS:
         raise argparse.ArgumentTypeError(f"{text!r} hours is more than a millennium")

@@ -15,12 +15,14 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import config
 from ._safe_text import one_line, redact, register_secret, scrub
-from .audit import audit
 from .errors import OutputError
-from .report import UsageReport
+
+if TYPE_CHECKING:
+    from .report import UsageReport
 
 __all__ = [
     "closing_lines",
@@ -176,6 +178,8 @@ def judge(report: UsageReport, *, strict: bool, quiet: bool) -> bool:
         )
     elif reconciliation is not None and not quiet:
         print(reconciliation.summary())
+    from .audit import audit  # pandas: imported after the fetch, not before the first request
+
     verdict = audit(report)
     if not verdict.clean and (strict or not quiet):
         print(verdict.summary(), file=sys.stderr if strict else sys.stdout)

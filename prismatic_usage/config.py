@@ -54,6 +54,10 @@ MIN_RESPONSE_BYTES, MAX_RESPONSE_BYTES = 2**16, 2**30
 #: A day is final (the API adds nothing to it any more) this many hours after it ended.
 DEFAULT_FINAL_AFTER_HOURS = 48.0
 
+PERIODS: tuple[str, ...] = ("month", "week", "range")
+"""The billing periods the roll-ups accept (here, not in ``billing``: the CLI's parser
+needs them without importing pandas)."""
+
 
 def _mask(secret: str | None) -> str:
     return "None" if secret is None else "'***'"

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
-from . import queries
+from . import _prewarm, queries
 from ._distinct import distinct_count
 from .config import FetchOptions
 from .dispatch import Dispatcher
@@ -164,6 +164,7 @@ class Planner:
         """Fetch everything (or only the customer and instance lists)."""
         self.start(lists_only=lists_only)
         self._report_progress()  # the bar shows before the first answer
+        _prewarm.start()  # pandas, which the first answer needs (pyarrow): during the round trip
         await self._dispatch.run()
 
     @property

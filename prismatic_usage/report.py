@@ -1,4 +1,9 @@
-"""The one-call convenience: fetch a date range and build both frames."""
+"""The one-call convenience: fetch a date range and build both frames.
+
+pandas and the frame builders are imported when the frames are built, not
+with this module: the command line imports it, and its first request need
+not wait for them (see README, Performance).
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,19 @@ import datetime as dt
 import functools
 import os
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .client import fetch_usage_async
-from .columns import snake_name
 from .config import DEFAULT_FINAL_AFTER_HOURS, Connection, FetchOptions
-from .frames import customer_instance_frame, instance_compute_frame
 from .progress import ProgressArg
-from .reconcile import Reconciliation
-from .reconcile import reconcile as reconcile_report
 from .records import UsageRecords
 from .sync import run_sync
-from .usage_store import UsageStore
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .reconcile import Reconciliation
+    from .usage_store import UsageStore
 
 __all__ = ["UsageReport", "fetch_report", "fetch_report_async"]
 
@@ -58,6 +63,9 @@ class UsageReport:
     @functools.cached_property
     def coverage(self) -> pd.DataFrame:
         """Per customer and day with data: Snapshots, Expected Snapshots, Coverage, Final."""
+        from .columns import snake_name
+        from .frames import customer_instance_frame
+
         frame = customer_instance_frame(self.records, extended=True, final_after=self.final_after)
         frame = frame[
             ["Customer ID", "Customer Name", "Date", "Snapshots", "Expected Snapshots",
@@ -91,6 +99,9 @@ def build_report(
         ``"original"`` (the report headers) or ``"snake"`` (identifier-safe
         names such as ``deployed_instances``) for both frames and ``coverage``.
     """
+    from .frames import customer_instance_frame, instance_compute_frame
+    from .reconcile import reconcile as reconcile_report
+
     report = UsageReport(
         customer_instances=customer_instance_frame(
             records, extended=extended, final_after=final_after, column_names=column_names
@@ -165,6 +176,8 @@ async def fetch_report_async(
         Both daily frames, the raw records and, with ``reconcile``, the reconciliation.
     """
     if store is not None:
+        from .usage_store import UsageStore
+
         usage_store = store if isinstance(store, UsageStore) else UsageStore(store)
         synced = await usage_store.sync_async(
             start,

@@ -6,6 +6,8 @@ import itertools
 
 import graphql
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from prismatic_usage import queries
 
@@ -13,7 +15,7 @@ from prismatic_usage import queries
 @pytest.mark.parametrize("stream", queries.STREAMS, ids=lambda s: s.name)
 def test_single_stream_documents_validate(stream: queries.Stream) -> None:
     document = queries.packed_document((stream,))
-    assert graphql.validate(queries.schema(), document.document) == []
+    assert queries.validation_errors(document) == []
     text = graphql.print_ast(document.document)
     assert f"u0: {stream.root_field}(" in text
     assert "first: $f0" in text and "offset: $o0" in text
@@ -23,7 +25,27 @@ def test_every_packed_shape_up_to_three_slots_validates() -> None:
     for size in (2, 3):
         for shape in itertools.combinations_with_replacement(queries.STREAMS, size):
             document = queries.packed_document(shape)
-            assert graphql.validate(queries.schema(), document.document) == []
+            assert queries.validation_errors(document) == []
+
+
+@settings(deadline=None, max_examples=25)
+@given(st.lists(st.sampled_from(queries.STREAMS), min_size=1, max_size=100))
+def test_any_pack_of_up_to_100_slots_validates(shape: list[queries.Stream]) -> None:
+    # Documents are not validated when built (queries.py): this is where a bad one is caught.
+    document = queries.packed_document(tuple(shape))
+    assert queries.validation_errors(document) == []
+    assert len(document.document.definitions[0].selection_set.selections) == len(shape)
+
+
+def test_the_text_sent_is_the_document_and_is_parsed_once_per_shape() -> None:
+    shape = (queries.CUSTOMERS, queries.METRICS)
+    template = queries.packed_document(shape)
+    request = template.with_variables({"f0": 100, "o0": 0})
+    assert request.payload["query"] == template.text
+    assert request.payload["variables"] == {"f0": 100, "o0": 0}
+    assert request.payload["operationName"] == "UsagePages"
+    assert request.document is template.document  # parsed once, shared
+    assert graphql.print_ast(request.document) == graphql.print_ast(graphql.parse(template.text))
 
 
 def test_documents_are_built_once_per_shape() -> None:
@@ -47,5 +69,18 @@ def test_a_document_that_does_not_match_the_schema_is_refused() -> None:
         range_args=(),
         selection="nodes { id noSuchField }",
     )
-    with pytest.raises(graphql.GraphQLError, match="noSuchField"):
-        queries.packed_document((broken,))
+    errors = queries.validation_errors(queries.packed_document((broken,)))
+    assert len(errors) == 1 and "noSuchField" in errors[0].message
+
+
+def test_text_that_is_not_graphql_is_refused() -> None:
+    broken = queries.Stream(
+        name="unbalanced",
+        root_field="customers",
+        entity_arg=None,
+        fixed_args="",
+        range_args=(),
+        selection="nodes { id",
+    )
+    errors = queries.validation_errors(queries.packed_document((broken,)))
+    assert len(errors) == 1 and "Syntax Error" in errors[0].message

@@ -170,10 +170,10 @@ def test_a_signal_during_start_up_is_one_line(
     site = PARK.format(marker=str(marker)) + textwrap.dedent(
         """
         class ParkOnPandas:
-            '''Park when pandas is first imported: the package is still loading.'''
+            '''Park when the CLI module is imported: the package is still loading.'''
 
             def find_spec(self, name, path=None, target=None):
-                if name == "pandas":
+                if name == "prismatic_usage.cli":
                     park()
                 return None
 
