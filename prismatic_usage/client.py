@@ -39,6 +39,7 @@ from .records import (
 )
 from .session import ApiSession, SessionCounters
 from .sync import run_sync
+from .table_builder import ChunkConverter
 from .units import SCHEMAS
 
 __all__ = [
@@ -286,11 +287,12 @@ async def run_planner(
     ``on_answer`` is called after every answered request (the store journals there).
     Full chunks of records are converted to Arrow in one worker thread (started
     only when a stream first fills a chunk), so the event loop, and with it the
-    pace, is not held up for the ~0.1 s a chunk takes.
+    pace, is not held up for the ~0.1 s a chunk takes; the streams' builders
+    share one bound on the rows they hold unconverted (:class:`ChunkConverter`).
     """
     opts = request.options
     gate = RequestGate(concurrency=opts.concurrency, rate=opts.requests_per_second)
-    arrow = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prismatic-arrow")
+    arrow = ChunkConverter(ThreadPoolExecutor(max_workers=1, thread_name_prefix="prismatic-arrow"))
     try:
         async with ApiSession(request.connection, opts, gate) as session:
             planner = Planner(
