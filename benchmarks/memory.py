@@ -15,6 +15,7 @@ A goal missed exits 1.
 
     python benchmarks/memory.py              # all three, ~20 minutes (generating the orgs too)
     python benchmarks/memory.py --case b     # one case
+    python benchmarks/memory.py --lean       # the CLI with use_lean_allocator() first
     python benchmarks/memory.py --smoke      # seconds; for CI, no goals checked
 """
 
@@ -66,8 +67,12 @@ def _rss_bytes() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def child(cli_args: list[str]) -> int:
+def child(cli_args: list[str], lean: bool) -> int:
     """Run the CLI in this process, printing the peak RSS of each phase as one JSON line."""
+    if lean:
+        from prismatic_usage._memory import use_lean_allocator
+
+        use_lean_allocator()
     import prismatic_usage.cli as cli
     import prismatic_usage.client as client
     import prismatic_usage.report as report
@@ -138,7 +143,14 @@ def run_case(case: Case, args: argparse.Namespace) -> Result:
             cli_args += ["--store", str(Path(d) / "store")]
         began = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, __file__, "--child", "--", *cli_args],
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                *(["--lean"] if args.lean else []),
+                "--",
+                *cli_args,
+            ],
             stdout=subprocess.PIPE,
             text=True,
             env={**os.environ, "PRISMATIC_API_KEY": token},
@@ -161,10 +173,15 @@ def main() -> int:
     parser.add_argument("--case", choices=sorted(CASES), action="append", help="default: all")
     parser.add_argument("--sandbox-workers", type=int, default=1)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, no goals checked")
+    parser.add_argument(
+        "--lean",
+        action="store_true",
+        help="run the CLI with use_lean_allocator() (jemalloc, decay 0) first",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
     if args.child:
-        return child([a for a in rest if a != "--"])
+        return child([a for a in rest if a != "--"], args.lean)
     cases = list(SMOKE.values()) if args.smoke else [CASES[c] for c in args.case or sorted(CASES)]
     results = [run_case(case, args) for case in cases]
     print(f"{'case':<26} {'peak RSS':>10} {'seconds':>8} {'goal':>9}  peak per phase (MB)")

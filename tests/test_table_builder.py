@@ -66,3 +66,18 @@ def test_a_value_refused_in_an_early_conversion_is_raised_by_finish() -> None:
     builder.append_columns(bad)  # over the bound: converted now, the error kept
     with pytest.raises(MalformedResponseError, match="deployed_instance_count"):
         builder.finish()
+
+
+def test_the_lean_allocator_becomes_arrows_default_pool() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import pyarrow as pa\n"
+        "from prismatic_usage._memory import use_lean_allocator\n"
+        "chosen = use_lean_allocator()\n"
+        "print(chosen, pa.default_memory_pool().backend_name)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    chosen, backend = result.stdout.split()
+    assert (chosen, backend) in {("True", "jemalloc"), ("False", "mimalloc"), ("False", "system")}
