@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import pyarrow.compute as pc
 
 from ._calendar import IntArray, day_and_hour, day_span, final_days, hours_in_days
+from ._daily_sums import owner_codes, row_slices
 from .config import resolve_zone
 from .records import UsageRecords
 
@@ -27,6 +26,10 @@ if TYPE_CHECKING:
 __all__ = ["Audit", "audit"]
 
 _UTC = zoneinfo.ZoneInfo("UTC")
+#: More hours than any local day has (25 when the clocks fall back): a key's hour digit.
+_HOURS_A_DAY_AT_MOST = 64
+#: Flags (bytes) the gap count may use beyond 8 per snapshot before it keeps keys instead.
+_SPARE_FLAGS = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -77,19 +80,37 @@ def _customer_days_missing_hours(
 
     Every customer with a snapshot anywhere in the range is expected on every
     day: a day with none counts, and so does a day where two snapshots share an
-    hour while another hour has none.
+    hour while another hour has none. Snapshots are read one slice at a time and
+    each (customer, day, hour) seen is kept once, as an integer, so memory stays
+    at a few bytes per customer-day-hour however many snapshots there are.
     """
-    snapshots = records.snapshots
-    known = pc.is_in(snapshots.column("customer_id"), value_set=records.customers.column("id"))
-    snapshots = snapshots.filter(known)
-    day, hour = day_and_hour(snapshots.column("snapshot_time"), zone)
-    inside = (day >= days[0]) & (day <= days[-1])
-    customers = np.asarray(snapshots.column("customer_id").to_pylist(), dtype=object)[inside]
-    seen = pd.DataFrame({"customer": customers, "day": day[inside], "hour": hour[inside]})
-    distinct = seen.drop_duplicates().groupby(["customer", "day"]).size().reset_index(name="n")
-    expected = hours_in_days(distinct["day"].to_numpy(np.int64), zone)
-    complete = int((distinct["n"].to_numpy(np.int64) >= expected).sum())
-    return len(set(customers.tolist())) * len(days) - complete
+    ids = records.customers.column("id").combine_chunks()
+    bins = len(ids) * len(days) * _HOURS_A_DAY_AT_MOST
+    # One flag per (customer, day, hour) while that is at most a few bytes a
+    # snapshot; else (many customers, few snapshots) the distinct keys themselves.
+    flags = np.zeros(bins if bins <= 8 * records.snapshots.num_rows + _SPARE_FLAGS else 0, np.bool_)
+    seen: list[IntArray] = []
+    for part in row_slices(records.snapshots):
+        codes = owner_codes(part.column("customer_id"), ids)
+        day, hour = day_and_hour(part.column("snapshot_time"), zone)
+        inside = (codes >= 0) & (day >= days[0]) & (day <= days[-1])
+        customer_day = codes[inside] * len(days) + (day[inside] - days[0])
+        keys = customer_day * _HOURS_A_DAY_AT_MOST + hour[inside]
+        if flags.size:
+            flags[keys] = True
+        else:
+            seen.append(np.unique(keys))
+    if flags.size:
+        hours_seen = flags.reshape(-1, _HOURS_A_DAY_AT_MOST).sum(axis=1)
+        customer_days = np.flatnonzero(hours_seen)
+        hours_seen = hours_seen[customer_days]
+    else:
+        distinct = np.unique(np.concatenate([np.zeros(0, np.int64), *seen]))
+        customer_days, hours_seen = np.unique(distinct // _HOURS_A_DAY_AT_MOST, return_counts=True)
+    expected = hours_in_days(customer_days % len(days) + days[0], zone)
+    complete = int((hours_seen >= expected).sum())
+    customers = len(np.unique(customer_days // len(days)))
+    return customers * len(days) - complete
 
 
 def audit(report: UsageReport, *, as_of: dt.datetime | None = None) -> Audit:

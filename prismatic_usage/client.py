@@ -16,9 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
+from .collector import Collector as Collector  # re-exported: estimate.py, tests
 from .config import (
     Connection,
     FetchOptions,
@@ -28,18 +26,16 @@ from .config import (
 )
 from .errors import ConfigurationError
 from .pacing import RequestGate
-from .pages import without_duplicates
 from .plan import FetchPlan, local_window
-from .planner import FetchProgress, Planner, ProgressCallback, StreamResult, StreamSink
+from .planner import FetchProgress, Planner, ProgressCallback, StreamSink
 from .progress import ProgressArg, progress_reporter
 from .records import (
     FetchStats,
-    OrgTotals,
     UsageRecords,
 )
 from .session import ApiSession, SessionCounters
 from .sync import run_sync
-from .units import SCHEMAS
+from .table_builder import ChunkConverter
 
 __all__ = [
     "FetchProgress",
@@ -59,51 +55,6 @@ def snapshot_time_bounds(start: dt.date, end: dt.date, tz: str) -> tuple[str, st
     """
     window = local_window(start, end, tz)
     return window.time_gte, window.time_lte
-
-
-class Collector:
-    """The default stream sink: keeps every finished stream's table, per kind."""
-
-    def __init__(self) -> None:
-        self.tables: dict[str, list[pa.Table]] = {kind: [] for kind in SCHEMAS}
-
-    def __call__(self, result: StreamResult) -> None:
-        self.tables[result.kind].append(result.table)
-
-    def org_totals(self, refused: str | None) -> OrgTotals:
-        """What arrived of the org totals; empty tables if the API refused them."""
-        if refused is not None:
-            return OrgTotals(refused=refused)
-        return OrgTotals(daily=self.table("org_daily"), hourly=self.table("org_hourly"))
-
-    def table(self, kind: str) -> pa.Table:
-        """All rows of ``kind``, without a node ID twice (streams never overlap, but prove it)."""
-        tables = self.tables[kind]
-        combined = pa.concat_tables(tables) if tables else SCHEMAS[kind].empty_table()
-        table, _ = without_duplicates(combined, kind)
-        return table
-
-
-def only_known(table: pa.Table, column: str, known: pa.Array | pa.ChunkedArray) -> pa.Table:
-    """The rows of ``table`` whose ``column`` is one of ``known`` (drops system records).
-
-    ``table`` itself, not a copy, when every row is known (the usual case).
-
-    Parameters
-    ----------
-    table
-        Records with an owner column.
-    column
-        The owner column, e.g. ``customer_id``.
-    known
-        The owners whose rows stay.
-    """
-    if isinstance(known, pa.ChunkedArray):
-        known = known.combine_chunks()
-    mask = pc.is_in(table.column(column), value_set=known)
-    if pc.all(mask).as_py() is not False:
-        return table
-    return table.filter(mask)
 
 
 def _coerce_date(value: dt.date | str, name: str) -> dt.date:
@@ -249,11 +200,12 @@ async def run_planner(
     ``on_answer`` is called after every answered request (the store journals there).
     Full chunks of records are converted to Arrow in one worker thread (started
     only when a stream first fills a chunk), so the event loop, and with it the
-    pace, is not held up for the ~0.1 s a chunk takes.
+    pace, is not held up for the ~0.1 s a chunk takes; the streams' builders
+    share one bound on the rows they hold unconverted (:class:`ChunkConverter`).
     """
     opts = request.options
     gate = RequestGate(concurrency=opts.concurrency, rate=opts.requests_per_second)
-    arrow = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prismatic-arrow")
+    arrow = ChunkConverter(ThreadPoolExecutor(max_workers=1, thread_name_prefix="prismatic-arrow"))
     try:
         async with ApiSession(request.connection, opts, gate) as session:
             planner = Planner(
@@ -292,8 +244,8 @@ def collected_records(
     customers = collector.table("customers")
     instances = collector.table("instances")
     # Org-wide streams include system customers' and instances' records.
-    snapshots = only_known(collector.table("snapshots"), "customer_id", customers.column("id"))
-    metrics = only_known(collector.table("metrics"), "instance_id", instances.column("id"))
+    snapshots = collector.known_table("snapshots", "customer_id", customers.column("id"))
+    metrics = collector.known_table("metrics", "instance_id", instances.column("id"))
     stats = fetch_stats(
         planner,
         counters,

@@ -22,7 +22,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._calendar import final_days, hours_in_days, local_days
+from ._calendar import final_days, hours_in_days
+from ._daily_sums import in_range, int64_values, owner_codes, snapshot_daily_sums
 from .columns import (
     CUSTOMER_INSTANCE,
     INSTANCE_COMPUTE,
@@ -102,15 +103,8 @@ def customer_instance_frame(
     check_column_names(column_names)
     spec = CUSTOMER_INSTANCE.select(extended=extended)
     customers = _ranked_customers(records.customers)
-    snapshots = records.snapshots
-    codes = _codes(snapshots.column("customer_id"), customers.column("id"))
-    days = local_days(snapshots.column("snapshot_time"), zone)
-    keep = (codes >= 0) & _in_range(days, records.start, records.end)
-    daily = _daily_sums(
-        codes[keep],
-        days[keep],
-        instances=_int64(snapshots.column("deployed_instance_count"))[keep],
-        integrations=_int64(snapshots.column("deployed_unique_integration_count"))[keep],
+    daily = snapshot_daily_sums(
+        records.snapshots, customers.column("id"), zone, records.start, records.end
     )
     code = daily["code"].to_numpy()
     day = daily["day"].to_numpy()
@@ -182,14 +176,14 @@ def instance_compute_frame(
     customers = _ranked_customers(records.customers)
     instances = _ranked_instances(records.instances, customers)
     metrics = records.daily_metrics
-    codes = _codes(metrics.column("instance_id"), instances.column("id"))
-    days = _int64(metrics.column("snapshot_date").cast(pa.int32()))
-    rows = np.flatnonzero((codes >= 0) & _in_range(days, records.start, records.end))
+    codes = owner_codes(metrics.column("instance_id"), instances.column("id"))
+    days = int64_values(metrics.column("snapshot_date").cast(pa.int32()))
+    rows = np.flatnonzero((codes >= 0) & in_range(days, records.start, records.end))
     counts = {
-        "Successful Executions": _int64(metrics.column("successful_execution_count")),
-        "Failed Executions": _int64(metrics.column("failed_execution_count")),
-        "Step Count": _int64(metrics.column("step_count")),
-        "Execution Mb-Seconds": _int64(metrics.column("spend_mb_secs")),
+        "Successful Executions": int64_values(metrics.column("successful_execution_count")),
+        "Failed Executions": int64_values(metrics.column("failed_execution_count")),
+        "Step Count": int64_values(metrics.column("step_count")),
+        "Execution Mb-Seconds": int64_values(metrics.column("spend_mb_secs")),
     }
     codes, days = codes[rows], days[rows]
     order = _report_order(
@@ -240,7 +234,7 @@ def _ranked_instances(instances: pa.Table, customers: pa.Table) -> pa.Table:
     instance name, then instance ID.
     """
     instances = _first_per_id(instances)
-    owner = _codes(instances.column("customer_id"), customers.column("id"))
+    owner = owner_codes(instances.column("customer_id"), customers.column("id"))
     known = owner >= 0
     instances = instances.filter(pa.array(known))
     owner = owner[known]
@@ -257,20 +251,8 @@ def _ranked_instances(instances: pa.Table, customers: pa.Table) -> pa.Table:
 def _first_per_id(table: pa.Table) -> pa.Table:
     """The rows of ``table`` whose ``id`` has not appeared in an earlier row."""
     ids = table.column("id")
-    first = _int64(pc.index_in(ids, value_set=ids.combine_chunks()))
+    first = int64_values(pc.index_in(ids, value_set=ids.combine_chunks()))
     return table.filter(pa.array(first == np.arange(len(first))))
-
-
-def _codes(keys: pa.ChunkedArray, ranked_ids: pa.ChunkedArray) -> IntArray:
-    """Each key's row number in ``ranked_ids`` (its rank), or -1 if it is not there."""
-    positions = pc.index_in(keys, value_set=ranked_ids.combine_chunks())
-    return _int64(pc.fill_null(positions, -1))
-
-
-def _in_range(days: IntArray, start: dt.date, end: dt.date) -> np.ndarray[Any, np.dtype[np.bool_]]:
-    """Whether each day lies within ``start`` .. ``end``, both inclusive."""
-    first, last = (start - _EPOCH).days, (end - _EPOCH).days
-    return (days >= first) & (days <= last)
 
 
 def _report_order(
@@ -306,67 +288,6 @@ def _report_order(
     return order
 
 
-def _daily_sums(
-    codes: IntArray, days: IntArray, *, instances: IntArray, integrations: IntArray
-) -> pd.DataFrame:
-    """Exact int64 sums and snapshot counts per (code, day), ordered by code then day."""
-    dense = _dense_daily_sums(codes, days, instances=instances, integrations=integrations)
-    if dense is not None:
-        return dense
-    snapshots = pd.DataFrame(
-        {"code": codes, "day": days, "instances": instances, "integrations": integrations}
-    )
-    grouped = snapshots.groupby(["code", "day"], sort=True)
-    daily = grouped[["instances", "integrations"]].sum()
-    largest = max((int(np.abs(v).max()) for v in (instances, integrations) if v.size), default=0)
-    if largest > 2**62 // max(1, codes.size):
-        # Counts from the API are 32-bit (records refuse more), so only records built
-        # by hand get here: a float sum, off by far less than 2**62, exposes a wrap.
-        approx = (
-            snapshots.astype({"instances": float, "integrations": float})
-            .groupby(["code", "day"], sort=True)[["instances", "integrations"]]
-            .sum()
-        )
-        if np.any(np.abs(approx.to_numpy() - daily.to_numpy().astype(np.float64)) > 2.0**62):
-            raise OverflowError("a day's sum of deployed instances or integrations overflows int64")
-    daily["snapshots"] = grouped.size()
-    return daily.reset_index()
-
-
-def _dense_daily_sums(
-    codes: IntArray, days: IntArray, *, instances: IntArray, integrations: IntArray
-) -> pd.DataFrame | None:
-    """:func:`_daily_sums` by counting into one bin per (code, day), or ``None``.
-
-    ``np.bincount`` adds in float64, which is exact while every partial sum is an
-    integer below 2**53: guaranteed when ``rows * max|value| <= 2**53`` (always
-    for API counts, which are 32-bit). Used only then, and when the bins (codes x
-    days spanned) number at most a few per row; otherwise ``None``.
-    """
-    if not codes.size:
-        return None
-    first = int(days.min())
-    offsets = days - first
-    span = int(offsets.max()) + 1
-    bins = (int(codes.max()) + 1) * span
-    largest = max(int(np.abs(values).max()) for values in (instances, integrations))
-    if bins > 4 * codes.size + 1_000_000 or largest * codes.size > 2**53:
-        return None
-    key = codes * span + offsets
-    counts = np.bincount(key, minlength=bins)
-    present = np.flatnonzero(counts)
-    columns = {
-        "code": present // span,
-        "day": present % span + first,
-        **{
-            name: np.bincount(key, weights=values, minlength=bins)[present].astype(np.int64)
-            for name, values in (("instances", instances), ("integrations", integrations))
-        },
-        "snapshots": counts[present].astype(np.int64),
-    }
-    return pd.DataFrame(columns)
-
-
 def _mean(sums: IntArray, counts: IntArray) -> np.ndarray[Any, np.dtype[np.float64]]:
     """``sums / counts`` from exact integer sums, rounded once where possible.
 
@@ -381,8 +302,3 @@ def _mean(sums: IntArray, counts: IntArray) -> np.ndarray[Any, np.dtype[np.float
         exact_sum, sums / counts, whole + remainder / counts
     )
     return result
-
-
-def _int64(values: pa.ChunkedArray | pa.Array) -> IntArray:
-    """An Arrow integer column (no nulls) as a NumPy int64 array."""
-    return np.asarray(values.to_numpy(), dtype=np.int64)

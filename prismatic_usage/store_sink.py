@@ -22,8 +22,9 @@ from .units import SCHEMAS
 
 __all__ = ["StoreSink", "SyncResult"]
 
-#: Staged rows merged into the dataset mid-run beyond this many (bounds memory).
-_COMMIT_ROWS = 2_000_000
+#: Staged rows merged into the dataset mid-run beyond this many (bounds memory: a
+#: merge holds its rows a few times over, ~180 bytes a snapshot each time).
+_COMMIT_ROWS = 500_000
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
         ("fetch.py", "(c) library, defaults"),
         ("frames.py", "snapshots/s"),
         ("store.py", "identical to a fetch without a store"),
+        ("memory.py", "(t) 10 x 3, store"),
     ],
 )
 def test_benchmark_smoke_run(script: str, expected: str) -> None:

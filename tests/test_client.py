@@ -312,3 +312,31 @@ def test_estimate_is_close_to_the_real_cost(make_sandbox: Callable[..., Sandbox]
     assert estimate.instances == records.instances.num_rows
     # Hourly snapshots have gaps and system customers add org-wide pages: within 20 %.
     assert abs(estimate.requests - records.stats.requests) <= 0.2 * records.stats.requests + 1
+
+
+def test_collector_keeps_known_owners_rows_in_order_across_batches() -> None:
+    import pyarrow as pa
+
+    from prismatic_usage.client import Collector
+    from prismatic_usage.records import SNAPSHOT_SCHEMA
+    from prismatic_usage.units import StreamResult
+
+    def stream(rows: list[tuple[str, str]], batch_rows: int) -> StreamResult:
+        table = pa.Table.from_pylist(
+            [
+                {"id": i, "customer_id": c, "snapshot_time": dt.datetime(2025, 1, 10, tzinfo=UTC),
+                 "deployed_instance_count": 1, "deployed_unique_integration_count": 1}
+                for i, c in rows
+            ],
+            SNAPSHOT_SCHEMA,
+        )  # fmt: skip
+        table = pa.Table.from_batches(table.to_batches(max_chunksize=batch_rows))
+        return StreamResult("snapshots", org_wide=True, entity=None, window=None, table=table)
+
+    collector = Collector()
+    collector(stream([("s1", "a"), ("s2", "sys"), ("s3", "b"), ("s4", "sys"), ("s5", "a")], 2))
+    collector(stream([("s6", "sys"), ("s1", "a"), ("s7", "b")], 1))  # s1 came twice
+    table = collector.known_table("snapshots", "customer_id", pa.chunked_array([["a"], ["b"]]))
+    assert table.schema == SNAPSHOT_SCHEMA
+    assert table.column("id").to_pylist() == ["s1", "s3", "s5", "s7"]
+    assert collector.known_table("snapshots", "customer_id", pa.array(["a"])).num_rows == 0

@@ -148,6 +148,21 @@ def test_csv_bytes_for_a_readme_like_frame(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3, 5, 32_768])
+def test_csv_bytes_do_not_depend_on_where_chunks_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_rows: int
+) -> None:
+    monkeypatch.setattr(export, "_CSV_CHUNK_ROWS", chunk_rows)
+    write_csv(customer_frame(["a,b", "", 'q"x', "plain", "line\nbreak"]), tmp_path / "out.csv")
+    assert (tmp_path / "out.csv").read_bytes() == CUSTOMER_HEADER + (
+        b'Q3VzdG9tZXI60,"a,b",2025-02-12,8.5,0.1\n'
+        b'Q3VzdG9tZXI61,"",2025-02-13,7.958333333333333,8.0\n'
+        b'Q3VzdG9tZXI62,"q""x",2025-02-14,8.0,7.958333333333333\n'
+        b"Q3VzdG9tZXI63,plain,2025-02-15,0.1,8.5\n"
+        b'Q3VzdG9tZXI64,"line\nbreak",2025-02-16,8.5,0.1\n'
+    )
+
+
 def test_csv_columns_follow_declared_order(tmp_path: Path) -> None:
     frame = customer_frame(["Acme"], extended=True)
     write_csv(frame[frame.columns[::-1]], tmp_path / "out.csv")

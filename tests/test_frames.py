@@ -565,3 +565,57 @@ def test_a_day_is_final_once_it_ended_final_after_hours_before_the_fetch(
     compute = instance_compute_frame(recs, extended=True, final_after=final_after)
     assert customer["Final"].tolist() == [final]
     assert compute["Final"].tolist() == [final]
+
+
+# -- slice-wise daily sums --------------------------------------------------------------------
+
+DAY_1, DAY_2 = (
+    (dt.date(2025, 2, 3) - dt.date(1970, 1, 1)).days,
+    (dt.date(2025, 2, 4) - dt.date(1970, 1, 1)).days,
+)
+
+
+@pytest.mark.parametrize("slice_rows", [1, 2, 3, 4, 100])
+def test_daily_sums_do_not_depend_on_where_slices_end(slice_rows: int) -> None:
+    from prismatic_usage._daily_sums import snapshot_daily_sums
+
+    snaps = [  # slices of 2 end inside c1's first day, of 3 between c2's two rows
+        ("c1", at(2025, 2, 3, 0), 1, 10),
+        ("c2", at(2025, 2, 4, 5), 7, 70),
+        ("c1", at(2025, 2, 3, 1), 2, 20),
+        ("c1", at(2025, 2, 4, 0), 8, 80),
+        ("c2", at(2025, 2, 4, 6), 9, 90),
+        ("c1", at(2025, 2, 3, 2), 4, 40),
+        ("c-system", at(2025, 2, 3, 3), 100, 100),
+        ("c1", at(2025, 3, 1, 0), 100, 100),  # after the range
+    ]
+    table = records(snapshots=snaps).snapshots
+    ranked = pa.array(["c2", "c1"])  # c2 ranks first
+    daily = snapshot_daily_sums(
+        table,
+        ranked,
+        zoneinfo.ZoneInfo("UTC"),
+        dt.date(2025, 2, 1),
+        dt.date(2025, 2, 28),
+        slice_rows=slice_rows,
+    )
+    assert list(daily.itertuples(index=False, name=None)) == [
+        (0, DAY_2, 16, 160, 2),
+        (1, DAY_1, 7, 70, 3),
+        (1, DAY_2, 8, 80, 1),
+    ]
+
+
+def test_a_sum_that_overflows_only_across_slices_is_refused() -> None:
+    from prismatic_usage._daily_sums import snapshot_daily_sums
+
+    table = records(snapshots=[("c1", at(2025, 2, 3, h), 2**62, 0) for h in range(2)]).snapshots
+    with pytest.raises(OverflowError):
+        snapshot_daily_sums(
+            table,
+            pa.array(["c1"]),
+            zoneinfo.ZoneInfo("UTC"),
+            dt.date(2025, 2, 1),
+            dt.date(2025, 2, 28),
+            slice_rows=1,
+        )

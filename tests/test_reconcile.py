@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import sys
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -365,3 +366,38 @@ def test_the_sandbox_serves_org_totals_with_the_real_apis_arguments(clean_org: O
     assert answers[0]["orgDailyUsageMetrics"]["nodes"] == [
         {"snapshotDate": "2024-12-01", "spendMbSecs": spend}  # a JSON integer, exact
     ]
+
+
+@pytest.mark.parametrize("flags", [True, False], ids=["flags", "keys"])
+def test_missing_hours_are_counted_per_customer_day(
+    flags: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow as pa
+
+    from prismatic_usage import UsageRecords, audit, build_report
+    from prismatic_usage.records import CUSTOMER_SCHEMA, SNAPSHOT_SCHEMA
+
+    if not flags:  # as for an org of many customers and few snapshots
+        monkeypatch.setattr(sys.modules["prismatic_usage.audit"], "_SPARE_FLAGS", -(10**9))
+    day1, day2, day3 = (START + dt.timedelta(days=n) for n in range(3))
+    moments = (
+        [("c1", day1, h) for h in range(24)]  # complete
+        + [("c1", day2, h) for h in range(24) if h != 7]  # one hour missing
+        + [("c2", day1, h) for h in range(24)]  # complete; c2 has no day 2 or 3
+        + [("c-system", day3, 1)]  # not a customer: neither counted nor expected
+    )  # c1 has no day 3: missing too
+    snapshots = [
+        {"id": f"s{k}", "customer_id": c,
+         "snapshot_time": dt.datetime(d.year, d.month, d.day, h, tzinfo=dt.UTC),
+         "deployed_instance_count": 1, "deployed_unique_integration_count": 1}
+        for k, (c, d, h) in enumerate(moments)
+    ]  # fmt: skip
+    customers = [{"id": c, "name": c, "external_id": None} for c in ("c1", "c2", "c3")]
+    records = UsageRecords(
+        start=day1, end=day3, tz="UTC",
+        customers=pa.Table.from_pylist(customers, CUSTOMER_SCHEMA),
+        snapshots=pa.Table.from_pylist(snapshots, SNAPSHOT_SCHEMA),
+        fetched_at=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+    )  # fmt: skip
+    # c1: day 2 gappy, day 3 empty; c2: days 2 and 3 empty; c3 has no data at all.
+    assert audit(build_report(records)).gappy_customer_days == 4

@@ -196,11 +196,14 @@ class _DayMerges:
                         self._scopes[day] = scope | {unit.entity}
         staged = [_to_store(b.tables[usage.kind], usage) for b in batches if usage.kind in b.tables]
         rows = pa.concat_tables(staged) if staged else usage.schema.empty_table()
-        rows = rows.filter(pc.is_in(rows.column(usage.entity), value_set=known.combine_chunks()))
+        del staged
+        known_rows = pc.is_in(rows.column(usage.entity), value_set=known.combine_chunks())
+        if pc.all(known_rows).as_py() is False:
+            rows = rows.filter(known_rows)
         rows = one_row_per_key(rows, [usage.entity, usage.key], keep="last")  # a later fetch wins
         days = usage.day_of(rows)
-        self._merged: dict[dt.date, pa.Table] = {}
         self._old_in_scope: dict[dt.date, pa.Table] = {}
+        self._kept: dict[dt.date, pa.Table] = {}
         self._new: dict[dt.date, pa.Table] = {}
         for day, scope in sorted(self._scopes.items()):
             new = rows.filter(pc.equal(days, pa.scalar(day, pa.date32())))
@@ -215,11 +218,7 @@ class _DayMerges:
             )
             self._old_in_scope[day] = old.filter(in_scope)
             self._new[day] = new
-            kept = old.filter(pc.invert(in_scope))
-            merged = pa.concat_tables([kept, new]).sort_by(
-                [(usage.entity, "ascending"), (usage.key, "ascending")]
-            )
-            self._merged[day] = merged
+            self._kept[day] = old.filter(pc.invert(in_scope))
 
     def changes(self, run_id: str, now: dt.datetime) -> pa.Table:
         """Restatements of every affected day, and the row counts."""
@@ -280,9 +279,14 @@ class _DayMerges:
 
     def write(self) -> list[Path]:
         """Rewrite every affected partition; returns the files written."""
+        usage = self._usage
         written = []
-        for day, merged in self._merged.items():
-            path = self._layout.partition(self._usage, day)
+        for day, new in self._new.items():
+            # Merged one day at a time, so only one day's merge is held twice.
+            merged = pa.concat_tables([self._kept[day], new]).sort_by(
+                [(usage.entity, "ascending"), (usage.key, "ascending")]
+            )
+            path = self._layout.partition(usage, day)
             write_parquet_atomically(path, merged)
             written.append(path)
         return written

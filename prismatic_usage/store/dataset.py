@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,12 +168,12 @@ class UsageDataset:
         the store has seen, so usage of a since-deleted instance keeps its name.
         """
         window = local_window(start, end, tz)
-        snapshots = self._read_days(USAGE_TABLES["snapshots"], *utc_days_covering(start, end, tz))
         low = pa.scalar(dt.datetime.fromisoformat(window.time_gte))
         high = pa.scalar(dt.datetime.fromisoformat(window.time_lte))
-        times = snapshots.column("snapshot_time")
-        snapshots = snapshots.filter(
-            pc.and_(pc.greater_equal(times, low), pc.less_equal(times, high))
+        snapshots = self._read_days(
+            USAGE_TABLES["snapshots"],
+            *utc_days_covering(start, end, tz),
+            keep=lambda day: _within(day, low, high),
         )
         metrics = self._read_days(USAGE_TABLES["metrics"], start, end)
         customers = self._entities(self.layout.customers, CUSTOMER_SCHEMA)
@@ -188,12 +188,23 @@ class UsageDataset:
             daily_metrics=_as_records(metrics, RECORD_METRICS, {"record_id": "id"}),
         )
 
-    def _read_days(self, usage: UsageTable, first: dt.date, last: dt.date) -> pa.Table:
-        tables = [
-            read_parquet(path, usage.schema)
-            for day, path in self.layout.partitions(usage)
-            if first <= day <= last
-        ]
+    def _read_days(
+        self,
+        usage: UsageTable,
+        first: dt.date,
+        last: dt.date,
+        keep: Callable[[pa.Table], pa.Table] | None = None,
+    ) -> pa.Table:
+        """The partitions of days ``first`` .. ``last``, each passed through ``keep`` as read.
+
+        Filtering partition by partition copies at most one day at a time (and
+        none when a day is kept whole), never the whole range.
+        """
+        tables = []
+        for day, path in self.layout.partitions(usage):
+            if first <= day <= last:
+                table = read_parquet(path, usage.schema)
+                tables.append(table if keep is None else keep(table))
         return pa.concat_tables(tables) if tables else usage.schema.empty_table()
 
     @staticmethod
@@ -244,6 +255,15 @@ class UsageDataset:
 def _is_temporary(path: Path) -> bool:
     """A hidden temporary file (a killed write leaves one; it makes no folder a non-store)."""
     return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
+def _within(snapshots: pa.Table, low: pa.Scalar, high: pa.Scalar) -> pa.Table:
+    """The snapshots timed ``low`` .. ``high`` (inclusive); the table itself if all are."""
+    times = snapshots.column("snapshot_time")
+    inside = pc.and_(pc.greater_equal(times, low), pc.less_equal(times, high))
+    if pc.all(inside).as_py() is not False:
+        return snapshots
+    return snapshots.filter(inside)
 
 
 def _as_records(table: pa.Table, schema: pa.Schema, renames: dict[str, str]) -> pa.Table:
