@@ -255,7 +255,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=20.0, help="server limit, requests/s")
     parser.add_argument("--max-nodes", type=int, default=1000, help="the capped column's cap")
     parser.add_argument(
-        "--sandbox-workers", type=int, default=0, help="sandbox processes executing GraphQL"
+        "--sandbox-workers",
+        type=int,
+        default=1,
+        help="sandbox processes executing GraphQL (0 executes on its event loop, which then "
+        "stamps requests arriving meanwhile late and bunched: its strict window answers 429s)",
     )
     parser.add_argument("--smoke", action="store_true", help="one tiny cell, no goals")
     args = parser.parse_args()
