@@ -15,7 +15,7 @@ A goal missed exits 1.
 
     python benchmarks/memory.py              # all three, ~20 minutes (generating the orgs too)
     python benchmarks/memory.py --case b     # one case
-    python benchmarks/memory.py --lean       # the CLI with use_lean_allocator() first
+    python benchmarks/memory.py --mimalloc   # Arrow's default pool (the CLI itself uses jemalloc)
     python benchmarks/memory.py --smoke      # seconds; for CI, no goals checked
 """
 
@@ -148,7 +148,7 @@ def run_case(case: Case, args: argparse.Namespace) -> Result:
                 sys.executable,
                 __file__,
                 "--child",
-                *(["--lean"] if args.lean else []),
+                *([] if args.mimalloc else ["--lean"]),
                 "--",
                 *cli_args,
             ],
@@ -175,10 +175,12 @@ def main() -> int:
     parser.add_argument("--sandbox-workers", type=int, default=1)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, no goals checked")
     parser.add_argument(
-        "--lean",
+        "--mimalloc",
         action="store_true",
-        help="run the CLI with use_lean_allocator() (jemalloc, decay 0) first",
+        help="keep Arrow's default pool; by default the child calls use_lean_allocator() "
+        "(jemalloc, decay 0) first, as the command line does when it is the process",
     )
+    parser.add_argument("--lean", action="store_true", help=argparse.SUPPRESS)  # the child's
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
     if args.child:

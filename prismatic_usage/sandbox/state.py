@@ -125,13 +125,19 @@ class SandboxState:
 
     # Documents --------------------------------------------------------------------------
 
-    def document(self, query: str) -> tuple[DocumentNode | None, list[GraphQLError]]:
-        """Parse and validate ``query`` once; later requests reuse the result."""
+    def cached_document(self, query: str) -> tuple[DocumentNode | None, list[GraphQLError]] | None:
+        """The parsed and validated ``query`` if an earlier request already made it, else None."""
         with self._lock:
             cached = self._documents.get(query)
             if cached is not None:
                 self._documents.move_to_end(query)
-                return cached
+            return cached
+
+    def document(self, query: str) -> tuple[DocumentNode | None, list[GraphQLError]]:
+        """Parse and validate ``query`` once; later requests reuse the result."""
+        cached = self.cached_document(query)
+        if cached is not None:
+            return cached
         try:
             document: DocumentNode | None = parse(query)
         except GraphQLError as exc:
