@@ -27,6 +27,7 @@ under PACKAGE CONTENTS are internal and may change without notice.
 """
 
 import importlib as _importlib
+import importlib.util as _importlib_util
 import logging
 import sys as _sys
 import types as _types
@@ -119,6 +120,13 @@ _HOMES = {  # no annotation: a module-level one would show in help() as __annota
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 
+def _is_submodule(name: str) -> bool:
+    """Whether ``name`` is a module of this package (not a dunder a tool probes for)."""
+    if not name.isidentifier() or name.startswith("__"):
+        return False
+    return _importlib_util.find_spec(f"{__name__}.{name}") is not None
+
+
 class _Package(_types.ModuleType):
     """This package, loading each public name's module on first use (as PEP 562 would).
 
@@ -132,6 +140,9 @@ class _Package(_types.ModuleType):
     def __getattr__(self, name: str) -> object:
         module = _HOME_OF.get(name)
         if module is None:
+            if _is_submodule(name):
+                # A submodule (``prismatic_usage.billing``), as when everything loaded eagerly.
+                return _importlib.import_module(f".{name}", __name__)
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
         value = getattr(_importlib.import_module(module, __name__), name)
         setattr(self, name, value)

@@ -23,7 +23,7 @@ import signal
 import sys
 from types import FrameType
 
-__all__ = ["hand_over", "launched_as_cli"]
+__all__ = ["LAUNCHED_AS_CLI", "hand_over", "launched_as_cli"]
 
 _MODULE, _SCRIPT = "prismatic_usage", "prismatic-usage"
 _NO_VALUE_FLAGS = "bBdEiIOPqsSuv"
@@ -71,8 +71,14 @@ def hand_over() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+#: Whether this process was launched as the command line, decided when the package is
+#: first imported (under ``python -m``, runpy later sets ``sys.argv[0]`` to the path
+#: of ``__main__.py``, so :func:`launched_as_cli` cannot tell any more by then).
+LAUNCHED_AS_CLI = launched_as_cli()
+
+
 def _guard() -> None:
-    if not launched_as_cli():
+    if not LAUNCHED_AS_CLI:
         return
     for signum in _ENDINGS:
         if signal.getsignal(signum) != signal.SIG_IGN:

@@ -19,8 +19,8 @@ for. Like the pace does for 429s, the budget adapts to the server:
   ceiling (100 root fields of full pages: 10,000 nodes), and after a refusal
   never again as large as the smallest refused request: the limit is put
   halfway between the largest request that succeeded and the refused one, at
-  least one page below the refused one, so a server with a hard cap is found
-  in a few refusals and never hit again.
+  least one page below the refused one but never under the largest answered,
+  so a server with a hard cap is found in a few refusals and never hit again.
 
 A *fixed* budget (the user set ``pack``) never grows and ignores slow answers;
 it still shrinks on refusals, so a request is never sent again as it was
@@ -160,5 +160,8 @@ class NodeBudget:
             The refused request's summed ``first``.
         """
         below = max(self.step, math.ceil((nodes - self.largest_answered) / 2))
-        self.limit = max(self.floor, min(self.limit, nodes - below))
+        target = nodes - below
+        if self.largest_answered < nodes:
+            target = max(target, self.largest_answered)  # never under what was answered
+        self.limit = max(self.floor, min(self.limit, target))
         self.nodes = max(self.floor, min(self.nodes, nodes // 2, self.limit))

@@ -176,7 +176,7 @@ def _run(args: argparse.Namespace) -> int:
     from .estimate import estimate_fetch
     from .report import build_report, fetch_report
 
-    if _startup.launched_as_cli():  # the process is ours: Arrow may hand freed pages back
+    if _startup.LAUNCHED_AS_CLI:  # the process is ours: Arrow may hand freed pages back
         from ._memory import use_lean_allocator
 
         use_lean_allocator()

@@ -175,8 +175,8 @@ def test_a_refusal_blames_the_root_fields_only_when_the_nodes_cannot_be_at_fault
     packing.refused(_pages(11))  # 1,100 nodes in 11 fields: the nodes
     assert (packing.max_fields, packing.budget_nodes) == (100, 550)
     small = [PageUnit(q.METRICS, f"i{i}", 0, 31, None, False, 0) for i in range(20)]
-    packing.refused(small)  # 620 nodes in 20 fields, twice the 10 proven: halfway back
-    assert (packing.max_fields, packing.budget_nodes) == (15, 310)
+    packing.refused(small)  # 620 nodes (1,000 were answered) in 20 fields: the fields only,
+    assert (packing.max_fields, packing.budget_nodes) == (15, 550)  # halfway back to 10
     packing.refused(_pages(3))  # 3 fields, 300 nodes: a size that succeeded, halved
     assert packing.max_fields == 1
 
@@ -291,3 +291,23 @@ def test_the_sandbox_command_refuses_a_negative_cost(flag: str) -> None:
     )
     assert done.returncode == 2
     assert flag in done.stderr and "-5" in done.stderr
+
+
+def test_a_node_cap_never_costs_root_fields() -> None:
+    # A reviewer's sequence against a server whose only limit is 250 nodes: the old rule
+    # blamed the fields of the leaps and ended at 3 fields a request for good.
+    packing = Packing(None, 100, slow_seconds=2.0)
+    packing.answered(_pages(2), 0.1)  # 200 nodes in 2 fields answered
+    for pages in (10, 5, 3):
+        if pages * 100 <= packing.budget_nodes:
+            packing.refused(_pages(pages))
+    assert packing.max_fields == 100
+    small = [PageUnit(q.METRICS, f"i{i}", 0, 3, None, False, 0) for i in range(60)]
+    assert packing.fit(small, len(small), trial=True)[0] == 60  # 180 nodes in one request
+
+
+def test_a_refusal_never_puts_the_limit_under_what_was_answered() -> None:
+    budget = NodeBudget(1000, 100, ceiling_nodes=10_000, fixed=False, slow_seconds=2.0)
+    budget.answered(245, 0.1)
+    budget.refused(296)  # halfway is 270, one page below is 196: never under 245
+    assert budget.limit == 245

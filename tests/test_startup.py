@@ -130,3 +130,37 @@ def test_the_startup_benchmark_runs() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     for line in ("import prismatic_usage", "first request", "full pace", "total / floor"):
         assert line in done.stdout
+
+
+_SHOW_POOL = """
+import atexit, sys
+def _show():
+    if "pyarrow" in sys.modules:
+        import pyarrow
+        print("POOL", pyarrow.default_memory_pool().backend_name, file=sys.stderr)
+atexit.register(_show)
+"""
+
+
+def _pool_of(tmp_path: Path, *command: str) -> str:
+    (tmp_path / "sitecustomize.py").write_text(_SHOW_POOL)
+    args = ["--demo", "--dry-run", "--start-date", "2024-12-01", "--end-date", "2024-12-02"]
+    done = subprocess.run(
+        [sys.executable, *command, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stderr.rsplit("POOL ", 1)[-1].strip()
+
+
+def test_the_command_line_hands_arrow_memory_back_but_a_host_keeps_its_pool(
+    tmp_path: Path,
+) -> None:
+    # `python -m` rewrites sys.argv[0] before main() runs: the decision is taken at import.
+    assert _pool_of(tmp_path, "-m", "prismatic_usage") == "jemalloc"
+    host = "import sys, prismatic_usage.cli as c; sys.exit(c.main(sys.argv[1:]))"
+    assert _pool_of(tmp_path, "-c", host) != "jemalloc"  # Arrow's default (mimalloc)

@@ -153,7 +153,7 @@ def _init_worker(schema: GraphQLSchema, data: OrgData) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _worker = _Worker(schema, data, OrderedDict())
-    gc.freeze()  # the inherited org data stays out of the collector here too (see Sandbox.start)
+    gc.freeze()  # a worker only serves: its inherited org data stays out of the collector
 
 
 def _ready() -> bool:

@@ -8,7 +8,6 @@ refresh, request statistics and injectable faults.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import secrets
 from types import TracebackType
 from typing import Any
@@ -101,9 +100,6 @@ class Sandbox:
     def start(self) -> Sandbox:
         """Start serving; returns once listening. Raises ``OSError`` if the port is taken."""
         self._state.data.warm()  # so no request pays for building the org-wide indexes
-        # The org's millions of rows live until stop: keep them out of the collector, whose
-        # full passes over them stalled answers for seconds (workers fork with it frozen).
-        gc.freeze()
         pool = self._state.pool
         if pool is not None:
             pool.start()  # forks (inheriting the warm data) before the server thread exists
@@ -120,7 +116,6 @@ class Sandbox:
         self._server.stop()
         if self._state.pool is not None:
             self._state.pool.stop()
-        gc.unfreeze()  # a process that outlives its sandbox collects everything again
 
     @property
     def workers(self) -> int:
