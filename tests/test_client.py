@@ -277,7 +277,10 @@ def test_packed_documents_split_under_a_root_field_limit(
     assert records.stats.pack <= 3 and records.stats.splits >= 1
     # Bounded cost: a few refused requests, never more than the unpacked run.
     assert records.stats.requests <= reference.stats.requests
-    assert records.stats.splits <= 4
+    # Worked by hand: full pages blame the nodes first (1,000 -> 500 -> 250 nodes: two
+    # refusals, then 2 pages pass), then packs of 3-node units blame the fields, halfway
+    # back to the 2 answered each time (20 -> 11 -> 6 -> 4 -> 3: at most four more).
+    assert records.stats.splits <= 6
 
 
 def test_estimate_arithmetic_by_hand() -> None:
