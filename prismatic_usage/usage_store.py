@@ -357,9 +357,16 @@ class StoreRun:
         if stats is not None:
             current.update(requests=stats.requests, retries=stats.retries)
 
-    def records(self, start: dt.date, end: dt.date, tz: str) -> UsageRecords:
-        """The stored records for local days ``start`` .. ``end`` in ``tz``, as of this run."""
-        return self.dataset.records(start, end, tz).with_fetched_at(self.started)
+    def records(
+        self, start: dt.date, end: dt.date, tz: str, *, record_ids: bool = True
+    ) -> UsageRecords:
+        """The stored records for local days ``start`` .. ``end`` in ``tz``, as of this run.
+
+        ``record_ids=False`` leaves out the usage records' IDs (see ``UsageDataset.records``).
+        """
+        return self.dataset.records(start, end, tz, record_ids=record_ids).with_fetched_at(
+            self.started
+        )
 
     def add_outputs(self, paths: Sequence[Path]) -> None:
         """Files this run wrote outside the store (reports), listed in its manifest."""

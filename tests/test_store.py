@@ -33,7 +33,9 @@ from prismatic_usage import (
     StoreError,
     StoreLockedError,
     UsageStore,
+    customer_instance_frame,
     fetch_report,
+    instance_compute_frame,
 )
 from prismatic_usage.cli_args import UsageError, resolve_range
 from prismatic_usage.config import FetchOptions
@@ -210,6 +212,27 @@ def test_fetch_report_with_a_store_equals_one_without(
     pd.testing.assert_frame_equal(plain.customer_instances, stored_report.customer_instances)
     pd.testing.assert_frame_equal(plain.instance_compute, stored_report.instance_compute)
     assert stored_report.records.stats.requests > 0
+
+
+def test_reports_from_the_store_read_no_record_ids_and_equal_those_with_them(
+    tmp_path: Path, small_org: OrgData, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    from prismatic_usage.store.dataset import UsageDataset
+
+    sb = make_sandbox(data=small_org)
+    fetch_report(day(1), day(4), url=sb.url, token=sb.token, options=FAST, progress=False,
+                 store=tmp_path / "s")  # fmt: skip
+    dataset = UsageDataset(tmp_path / "s")
+    first, last = DATA_START + dt.timedelta(days=1), DATA_START + dt.timedelta(days=4)
+    full = dataset.records(first, last, "America/New_York")
+    lean = dataset.records(first, last, "America/New_York", record_ids=False)
+    assert full.snapshots.num_rows > 0 and full.daily_metrics.num_rows > 0
+    for kind in ("snapshots", "daily_metrics"):
+        with_ids, without = getattr(full, kind), getattr(lean, kind)
+        assert "id" in with_ids.column_names and "id" not in without.column_names
+        assert without.equals(with_ids.drop_columns(["id"]))
+    pd.testing.assert_frame_equal(customer_instance_frame(lean), customer_instance_frame(full))
+    pd.testing.assert_frame_equal(instance_compute_frame(lean), instance_compute_frame(full))
 
 
 # -- restatements and finality --------------------------------------------------------------

@@ -14,7 +14,7 @@ import errno
 import fcntl
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -65,10 +65,12 @@ def write_parquet_atomically(target: Path, table: pa.Table) -> None:
     atomic_write(target, lambda fh: pq.write_table(table, fh, compression="zstd"))
 
 
-def read_parquet(path: Path, schema: pa.Schema) -> pa.Table:
-    """A Parquet file of the store, checked to carry ``schema``."""
+def read_parquet(path: Path, schema: pa.Schema, columns: Sequence[str] | None = None) -> pa.Table:
+    """A Parquet file of the store, checked to carry ``schema`` (or its ``columns``, read alone)."""
+    if columns is not None:
+        schema = pa.schema([schema.field(name) for name in columns])
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(path, columns=columns)
     except (OSError, pa.ArrowInvalid) as exc:
         raise StoreError(f"cannot read {path}: {exc}; the store is damaged") from exc
     if not table.schema.equals(schema, check_metadata=False):
