@@ -138,9 +138,19 @@ def _joined(batches: list[pa.RecordBatch], rows: int) -> list[pa.RecordBatch]:
             run.append(batch)
             continue
         if run:
-            joined.append(run[0] if len(run) == 1 else pa.concat_batches(run))
+            joined.append(run[0] if len(run) == 1 else _concat(run))
         run = [] if batch is None else [batch]
     return joined
+
+
+def _concat(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    """One batch of ``batches``' rows (``pa.concat_batches`` is pyarrow 19+; we allow 16)."""
+    table = pa.Table.from_batches(batches).combine_chunks()
+    return pa.RecordBatch.from_arrays(
+        [column.chunk(0) if column.num_chunks else pa.array([], column.type)
+         for column in table.columns],
+        schema=table.schema,
+    )  # fmt: skip
 
 
 class ChunkConverter(Executor):
