@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._calendar import local_days
+from ._distinct_values import per_distinct_value
 
 __all__ = [
     "SLICE_ROWS",
@@ -127,13 +128,14 @@ def owner_codes(
     Parameters
     ----------
     keys
-        Owner IDs, e.g. each snapshot's ``customer_id``.
+        Owner IDs, e.g. each snapshot's ``customer_id`` (plain or dictionary-encoded).
     ranked_ids
         The owners' IDs in rank order.
     """
     if isinstance(ranked_ids, pa.ChunkedArray):
         ranked_ids = ranked_ids.combine_chunks()
-    positions = pc.index_in(keys, value_set=ranked_ids)
+    value_set = ranked_ids
+    positions = per_distinct_value(keys, lambda ids: pc.index_in(ids, value_set=value_set))
     return int64_values(pc.fill_null(positions, -1))
 
 

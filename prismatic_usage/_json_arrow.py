@@ -64,6 +64,10 @@ def to_arrow(values: Sequence[Any], f: pa.Field) -> pa.Array:
     f
         The schema field: its type, name and whether it may hold nulls.
     """
+    if pa.types.is_dictionary(f.type):
+        # Checked as its values' type, then each distinct value held once.
+        plain = to_arrow(values, f.with_type(f.type.value_type))
+        return plain.dictionary_encode().cast(f.type)
     try:
         inferred = _inferred(values)
         if inferred is not None and _plain(inferred, f.type):

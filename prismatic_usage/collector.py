@@ -10,6 +10,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._distinct_values import per_distinct_value
 from .pages import without_duplicates
 from .records import OrgTotals
 from .units import SCHEMAS, StreamResult
@@ -93,7 +94,8 @@ def only_known(table: pa.Table, column: str, known: pa.Array | pa.ChunkedArray) 
     """
     if isinstance(known, pa.ChunkedArray):
         known = known.combine_chunks()
-    mask = pc.is_in(table.column(column), value_set=known)
+    value_set = known
+    mask = per_distinct_value(table.column(column), lambda ids: pc.is_in(ids, value_set=value_set))
     if pc.all(mask).as_py() is not False:
         return table
     return table.filter(mask)

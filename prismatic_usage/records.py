@@ -5,6 +5,11 @@ hourly snapshots a list of dicts costs ~1 KB a record in CPython; Arrow columns
 cost ~60 bytes, build in chunks while pages arrive, and hand pandas typed columns
 without a per-record Python loop. Integers are int64 end to end (BigInt values
 above 2**53 stay exact); timestamps are parsed once, at ingest, to UTC microseconds.
+
+The snapshots' ``customer_id`` is dictionary-encoded (:data:`OWNER_ID`): a customer
+has ~24 snapshots a day, and its 60-character ID held once per chunk instead of once
+a row saves ~64 bytes a snapshot (0.4 GB for 3,000 customers over 92 days). pandas
+sees it as a categorical; ``pc.cast(column, pa.string())`` gives plain text.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ __all__ = [
     "INSTANCE_SCHEMA",
     "ORG_DAILY_SCHEMA",
     "ORG_HOURLY_SCHEMA",
+    "OWNER_ID",
     "SNAPSHOT_SCHEMA",
     "FetchStats",
     "OrgTotals",
@@ -36,6 +42,8 @@ __all__ = [
 ]
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
+#: The type of an owner ID repeated on many rows: each distinct ID held once per chunk.
+OWNER_ID = pa.dictionary(pa.int32(), pa.string())
 
 CUSTOMER_SCHEMA = pa.schema(
     [
@@ -55,7 +63,7 @@ INSTANCE_SCHEMA = pa.schema(
 SNAPSHOT_SCHEMA = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),
-        pa.field("customer_id", pa.string(), nullable=False),
+        pa.field("customer_id", OWNER_ID, nullable=False),
         pa.field("snapshot_time", UTC_MICROS, nullable=False),
         pa.field("deployed_instance_count", pa.int64(), nullable=False),
         pa.field("deployed_unique_integration_count", pa.int64(), nullable=False),
@@ -191,7 +199,8 @@ class UsageRecords:
         IANA zone whose midnights bound the days.
     customers, instances, snapshots, daily_metrics
         Arrow tables of non-system customers, instances, hourly snapshots and
-        daily metrics (schemas in :mod:`prismatic_usage.records`).
+        daily metrics (schemas in :mod:`prismatic_usage.records`; the snapshots'
+        ``customer_id`` is dictionary-encoded, and the pipelines take plain text too).
     stats
         What the fetch cost (:class:`FetchStats`).
     fetched_at

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from prismatic_usage.client import fetch_usage, fetch_usage_async, snapshot_time_bounds
@@ -107,6 +108,12 @@ def test_hand_made_range_edges_names_and_bigints(make_sandbox: Callable[..., San
     assert max(row[3] for row in got["daily_metrics"]) == BIG
     assert {row[2] for row in got["daily_metrics"]} == {START, dt.date(2025, 1, 11), END}
     assert records.daily_metrics.column("spend_mb_secs").type == "int64"
+    # Each customer's ID is held once per chunk, not once per snapshot.
+    owners = records.snapshots.column("customer_id")
+    assert pa.types.is_dictionary(owners.type)
+    for chunk in owners.chunks:
+        held = chunk.dictionary.to_pylist()
+        assert len(held) == len(set(held)) <= len(sb.data.customers)
 
 
 def test_time_bounds_cover_whole_days_in_the_zone() -> None:

@@ -1,4 +1,4 @@
-"""Tests for prismatic_usage._distinct: the fast distinctness check agrees with a set."""
+"""Tests for prismatic_usage._distinct (the fast distinctness check agrees with a set) and _distinct_values."""
 
 from __future__ import annotations
 
@@ -50,3 +50,26 @@ def test_nulls_are_not_counted_as_values() -> None:
     column = pa.array(["a", None, "b"])
     assert distinct_count(column) == 2
     assert not all_distinct(column)
+
+
+def test_per_distinct_value_answers_each_row_through_its_chunks_dictionary() -> None:
+    import pyarrow.compute as pc
+
+    from prismatic_usage._distinct_values import per_distinct_value
+
+    wanted = pa.array(["a", "c"])
+    column = pa.chunked_array(
+        [
+            pa.array(["a", "b", "a"]).dictionary_encode(),  # dictionary [a, b]
+            pa.array(["c", "a"]).dictionary_encode(),  # another: [c, a]
+        ]
+    )
+    positions = per_distinct_value(column, lambda ids: pc.index_in(ids, value_set=wanted))
+    assert positions.to_pylist() == [0, None, 0, 1, 0]
+    plain = pa.chunked_array([pa.array(["b", "c"])])
+    assert per_distinct_value(plain, lambda ids: pc.is_in(ids, value_set=wanted)).to_pylist() == [
+        False,
+        True,
+    ]
+    empty = pa.chunked_array([], pa.dictionary(pa.int32(), pa.string()))
+    assert per_distinct_value(empty, lambda ids: pc.is_in(ids, value_set=wanted)).to_pylist() == []

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -619,3 +620,55 @@ def test_a_sum_that_overflows_only_across_slices_is_refused() -> None:
             dt.date(2025, 2, 28),
             slice_rows=1,
         )
+
+
+def _owner_ids_as(snapshots: pa.Table, form: str, chunk_rows: int) -> pa.Table:
+    """``snapshots`` whose ``customer_id`` is plain text, or dictionaries per chunk."""
+    column = pc.cast(snapshots.column("customer_id"), pa.string()).combine_chunks()
+    pieces = [column.slice(i, chunk_rows) for i in range(0, len(column), chunk_rows)] or [column]
+    if form == "dictionary":  # each chunk its own dictionary, as the fetch builds them
+        pieces = [piece.dictionary_encode() for piece in pieces]
+    index = snapshots.schema.get_field_index("customer_id")
+    return snapshots.set_column(index, "customer_id", pa.chunked_array(pieces))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    snaps=st.lists(snapshot_strategy, max_size=40),
+    tz=st.sampled_from(ZONES),
+    chunk_rows=st.integers(1, 7),
+)
+def test_frames_read_owner_ids_plain_or_dictionary_encoded_alike(
+    snaps: list[tuple[str, dt.datetime, int, int]], tz: str, chunk_rows: int
+) -> None:
+    base = records(customers=PROPERTY_CUSTOMERS, snapshots=snaps)
+    base = dataclasses.replace(base, start=PROPERTY_START, end=PROPERTY_END)
+    frames = []
+    for form in ("plain", "dictionary"):
+        snapshots = _owner_ids_as(base.snapshots, form, chunk_rows)
+        assert pa.types.is_dictionary(snapshots.schema.field("customer_id").type) == (
+            form == "dictionary"
+        )
+        frames.append(
+            customer_instance_frame(
+                dataclasses.replace(base, snapshots=snapshots), tz=tz, extended=True
+            )
+        )
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+    # And both are the stdlib recount (unknown customers, days out of range dropped).
+    counts = expected_days(snaps, tz)
+    assert len(frames[0]) == len(counts)
+    for row in frames[0].itertuples(index=False):
+        values = counts[row[0], row[2].date()]
+        assert row[3] == pytest.approx(sum(values) / len(values))
+
+
+def test_snapshot_schema_holds_each_owner_id_once_per_chunk() -> None:
+    snapshots = records(
+        customers=[ACME],
+        snapshots=[("c1", at(2025, 2, 3, hour), hour, 1) for hour in range(24)],
+    ).snapshots
+    column = snapshots.column("customer_id")
+    assert pa.types.is_dictionary(column.type)
+    assert [chunk.dictionary.to_pylist() for chunk in column.chunks] == [["c1"]]
+    assert column.to_pylist() == ["c1"] * 24
