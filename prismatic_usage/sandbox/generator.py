@@ -20,48 +20,16 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import random
-from binascii import b2a_base64
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from ._names import AWKWARD_INTEGRATIONS, PLAIN_INTEGRATIONS, awkward_names, plausible_names
-from .data import (
-    Customer,
-    DailyMetric,
-    Instance,
-    Integration,
-    OrgData,
-    Snapshot,
-)
+from .data import Customer, Instance, Integration, OrgData, Snapshot
+from .usage_rows import Deployment, customer_snapshots, daily_metrics, new_id
 
 __all__ = ["DEFAULT_START", "demo_org", "generate_org"]
 
 UTC = dt.UTC
 #: First day of a generated organisation's data unless told otherwise (fixed, so runs repeat).
 DEFAULT_START = dt.date(2024, 12, 1)
-
-_BIG = 2**53 + 1  # the first integer a float64 cannot hold
-
-
-@dataclass(frozen=True, slots=True)
-class _Deployment:
-    """When an instance is deployed, for the counts in its customer's snapshots."""
-
-    integration_id: str
-    start: dt.datetime
-    end: dt.datetime | None
-
-
-def _new_id(rng: random.Random, type_name: str) -> str:
-    """A global ID whose UUID is ``uuid.UUID(int=rng.getrandbits(128))``."""
-    return _fast_id(rng.getrandbits, f"{type_name}:")
-
-
-def _fast_id(bits: Callable[[int], int], prefix: str) -> str:
-    """Same as ``global_id(type, uuid.UUID(int=bits(128)))``, three times faster."""
-    h = f"{bits(128):032x}"
-    text = f"{prefix}{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-    return b2a_base64(text.encode(), newline=False).decode("ascii")
 
 
 def generate_org(
@@ -150,7 +118,7 @@ def _generate(
     range_end = range_start + dt.timedelta(days=days)
 
     integrations = [
-        Integration(id=_new_id(rng, "Integration"), name=name, category=category)
+        Integration(id=new_id(rng, "Integration"), name=name, category=category)
         for name, category in (AWKWARD_INTEGRATIONS if edge_cases else PLAIN_INTEGRATIONS)
     ]
     names = (awkward_names if edge_cases else plausible_names)(rng, customers)
@@ -161,7 +129,7 @@ def _generate(
     snapshots: list[Snapshot] = []
     for customer in org_customers:
         snapshots.extend(
-            _customer_snapshots(
+            customer_snapshots(
                 rng,
                 customer.id,
                 deployments.get(customer.id, []),
@@ -170,7 +138,7 @@ def _generate(
                 missing_hour_rate,
             )
         )
-    metrics = _daily_metrics(
+    metrics = daily_metrics(
         rng, instances, deployments, start, days, missing_day_rate, big_rows=3 if edge_cases else 0
     )
     return OrgData(
@@ -194,7 +162,7 @@ def _make_customers(
         )
         result.append(
             Customer(
-                id=_new_id(rng, "Customer"),
+                id=new_id(rng, "Customer"),
                 name=name,
                 external_id=None if no_external else f"CRM-{i + 1:05d}",
                 description=f"Customer #{i + 1}",
@@ -206,7 +174,7 @@ def _make_customers(
     for i in range(system_count):
         result.append(
             Customer(
-                id=_new_id(rng, "Customer"),
+                id=new_id(rng, "Customer"),
                 name=f"Prismatic System {i + 1}",
                 is_system=True,
                 description="System customer",
@@ -223,7 +191,7 @@ def _make_instances(
     max_per_customer: int,
     range_start: dt.datetime,
     range_end: dt.datetime,
-) -> tuple[list[Instance], dict[str, list[_Deployment]]]:
+) -> tuple[list[Instance], dict[str, list[Deployment]]]:
     """Instances per customer, with deployment windows (some start or end mid-range)."""
     span = max(int((range_end - range_start).total_seconds()), 1)
     ordinary = [c for c in customers if not c.is_system]
@@ -233,7 +201,7 @@ def _make_instances(
     # One ordinary customer also owns a system instance, so instance filters stand alone.
     with_system_instance = next((c.id for c in ordinary if counts[c.id] > 0), None)
     instances: list[Instance] = []
-    deployments: dict[str, list[_Deployment]] = {}
+    deployments: dict[str, list[Deployment]] = {}
     for customer in customers:
         n_system = 0
         n_plain = counts.get(customer.id, 0)
@@ -254,7 +222,7 @@ def _make_instances(
             suffix = "" if k == 0 else f" #{k + 1}"
             instances.append(
                 Instance(
-                    id=_new_id(rng, "Instance"),
+                    id=new_id(rng, "Instance"),
                     name=f"{integration.name}{suffix}" + (" (system)" if is_system else ""),
                     customer_id=customer.id,
                     integration_id=integration.id,
@@ -266,131 +234,9 @@ def _make_instances(
                 )
             )
             deployments.setdefault(customer.id, []).append(
-                _Deployment(integration.id, deployed, removed)
+                Deployment(integration.id, deployed, removed)
             )
     return instances, deployments
-
-
-def _customer_snapshots(
-    rng: random.Random,
-    customer_id: str,
-    deployments: list[_Deployment],
-    range_start: dt.datetime,
-    days: int,
-    missing_rate: float,
-) -> list[Snapshot]:
-    """Hourly snapshots with jitter; day 1 is pinned at 00:00:00 and 23:59:59.999999.
-
-    This is the hot loop (millions of rows for big orgs), hence the local aliases.
-    """
-    rows: list[Snapshot] = []
-    append = rows.append
-    random_ = rng.random
-    bits = rng.getrandbits
-    td = dt.timedelta
-    users = rng.randint(1, 40)
-    created_workflows = rng.randint(0, 5)
-    pinned_day = min(1, days - 1)
-    end_of_day = td(hours=23, minutes=59, seconds=59, microseconds=999999)
-    windows = [(x.start, x.end, x.integration_id) for x in deployments]
-    for d in range(days):
-        day_start = range_start + td(days=d)
-        for h in range(24):
-            pinned = (d == pinned_day and h in (0, 23)) or (d == days - 1 and h == 23)
-            if not pinned and random_() < missing_rate:
-                continue
-            if pinned:
-                at = day_start if h == 0 else day_start + end_of_day
-            else:
-                # Up to 30 minutes late; 1 in 10 lands on a whole second (no fraction printed).
-                late = int(random_() * 1_800_000_000)
-                if random_() < 0.1:
-                    late -= late % 1_000_000
-                at = day_start + td(hours=h, microseconds=late)
-            roll = random_()
-            if roll < 0.02:
-                users = users + 1 if roll < 0.01 or users == 0 else users - 1
-            elif roll > 0.99:
-                created_workflows += 1
-            live = [w for w in windows if w[0] <= at and (w[1] is None or at < w[1])]
-            append(
-                Snapshot(
-                    _fast_id(bits, "CustomerTotalUsageMetrics:"),
-                    customer_id,
-                    at,
-                    len(live),
-                    len({w[2] for w in live}) if len(live) > 1 else len(live),
-                    users,
-                    created_workflows,
-                    created_workflows // 2,
-                )
-            )
-    return rows
-
-
-def _daily_metrics(
-    rng: random.Random,
-    instances: list[Instance],
-    deployments: dict[str, list[_Deployment]],
-    start: dt.date,
-    days: int,
-    missing_rate: float,
-    big_rows: int,
-) -> list[DailyMetric]:
-    """One row per instance per deployed day; the first ``big_rows`` busy ones exceed 2**53."""
-    windows: dict[str, _Deployment] = {}
-    seen: dict[str, int] = {}
-    for inst in instances:
-        k = seen.get(inst.customer_id, 0)
-        seen[inst.customer_id] = k + 1
-        windows[inst.id] = deployments[inst.customer_id][k]
-    big_rows_left = big_rows  # the first busy ordinary rows get BigInt-sized values
-    rows: list[DailyMetric] = []
-    for inst in instances:
-        window = windows[inst.id]
-        first_day = max(start, window.start.date())
-        last_day = start + dt.timedelta(days=days - 1)
-        if window.end is not None:
-            last_day = min(last_day, window.end.date())
-        day = first_day
-        while day <= last_day:
-            if rng.random() >= missing_rate:
-                row = _metric_row(rng, inst.id, day)
-                if big_rows_left and not inst.is_system and row.successful_execution_count:
-                    big_rows_left -= 1
-                    row = DailyMetric(
-                        id=row.id,
-                        instance_id=row.instance_id,
-                        snapshot_date=row.snapshot_date,
-                        successful_execution_count=row.successful_execution_count,
-                        failed_execution_count=row.failed_execution_count,
-                        step_count=_BIG + 2 if big_rows_left == 0 else row.step_count,
-                        spend_mb_secs=_BIG + rng.randrange(1_000_000),
-                    )
-                rows.append(row)
-            day += dt.timedelta(days=1)
-    return rows
-
-
-def _metric_row(rng: random.Random, instance_id: str, day: dt.date) -> DailyMetric:
-    roll = rng.random()
-    if roll < 0.08:  # idle day: a row with all zeros
-        ok, failed = 0, 0
-    elif roll < 0.12:  # everything failed
-        ok, failed = 0, rng.randint(1, 300)
-    else:
-        ok, failed = rng.randint(1, 1440), rng.choice((0, 0, 0, rng.randint(1, 50)))
-    steps = (ok + failed) * rng.randint(2, 12)
-    spend = ok * rng.randint(100, 3000) + failed * rng.randint(10, 500)
-    return DailyMetric(
-        id=_new_id(rng, "InstanceDailyUsageMetrics"),
-        instance_id=instance_id,
-        snapshot_date=day,
-        successful_execution_count=ok,
-        failed_execution_count=failed,
-        step_count=steps,
-        spend_mb_secs=spend,
-    )
 
 
 def demo_org(start: dt.date, end: dt.date) -> OrgData:
