@@ -39,6 +39,7 @@ from prismatic_usage import (
 )
 from prismatic_usage.cli_args import UsageError, resolve_range
 from prismatic_usage.config import FetchOptions
+from prismatic_usage.records import SNAPSHOT_SCHEMA
 from prismatic_usage.sandbox import OrgData, Sandbox, generate_org
 from prismatic_usage.store import commit as commit_module
 from prismatic_usage.store.files import StoreLock
@@ -233,6 +234,16 @@ def test_reports_from_the_store_read_no_record_ids_and_equal_those_with_them(
         assert without.equals(with_ids.drop_columns(["id"]))
     pd.testing.assert_frame_equal(customer_instance_frame(lean), customer_instance_frame(full))
     pd.testing.assert_frame_equal(instance_compute_frame(lean), instance_compute_frame(full))
+    # Records read back hold owner IDs as fetched ones do (dictionary-encoded); the
+    # store's files hold them as plain strings, which every engine reads as text.
+    owners = full.snapshots.column("customer_id")
+    assert full.snapshots.schema == SNAPSHOT_SCHEMA
+    assert all(
+        len(set(chunk.dictionary.to_pylist())) == len(chunk.dictionary) for chunk in owners.chunks
+    )
+    stored = pq.read_table(tmp_path / "s" / "snapshots").column("customer_id")
+    assert stored.type == pa.string()
+    assert set(owners.to_pylist()) <= set(stored.to_pylist())
 
 
 # -- restatements and finality --------------------------------------------------------------

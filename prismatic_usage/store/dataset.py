@@ -30,10 +30,11 @@ from ..records import (
     INSTANCE_SCHEMA as RECORD_INSTANCES,
 )
 from ..records import (
-    SNAPSHOT_SCHEMA as RECORD_SNAPSHOTS,
+    OWNER_ID,
+    UsageRecords,
 )
 from ..records import (
-    UsageRecords,
+    SNAPSHOT_SCHEMA as RECORD_SNAPSHOTS,
 )
 from .commit import CommitResult, commit
 from .files import atomic_write, read_parquet, remove_temporaries
@@ -183,7 +184,7 @@ class UsageDataset:
             USAGE_TABLES["snapshots"],
             columns["snapshots"],
             *utc_days_covering(start, end, tz),
-            keep=lambda day: _within(day, low, high),
+            keep=lambda day: _owners_once(_within(day, low, high)),
         )
         metrics = self._read_days(USAGE_TABLES["metrics"], columns["metrics"], start, end)
         snapshot_schema, metric_schema = RECORD_SNAPSHOTS, RECORD_METRICS
@@ -282,6 +283,16 @@ def _within(snapshots: pa.Table, low: pa.Scalar, high: pa.Scalar) -> pa.Table:
     if pc.all(inside).as_py() is not False:
         return snapshots
     return snapshots.filter(inside)
+
+
+def _owners_once(snapshots: pa.Table) -> pa.Table:
+    """One day's snapshots with ``customer_id`` dictionary-encoded, as fetched records hold it.
+
+    Encoded day by day, so that reading a year never holds every row's ID as text.
+    """
+    index = snapshots.schema.get_field_index("customer_id")
+    owners = pc.dictionary_encode(snapshots.column(index))
+    return snapshots.set_column(index, snapshots.schema.field(index).with_type(OWNER_ID), owners)
 
 
 def _without(schema: pa.Schema, name: str) -> pa.Schema:
