@@ -300,7 +300,7 @@ def main() -> int:
     print(
         f"org: {args.customers} customers x {args.days} days, latency {args.latency * 1000:.0f} ms; "
         f"library defaults: concurrency {DEFAULT_CONCURRENCY}, "
-        f"{DEFAULT_REQUESTS_PER_SECOND:g} req/s, pack {DEFAULT_PACK}"
+        f"{DEFAULT_REQUESTS_PER_SECOND:g} req/s, pack adaptive from {DEFAULT_PACK} pages"
     )
 
     if args.pack_sweep:
