@@ -1,6 +1,8 @@
-"""The report command's arguments: the parser, value checks and the date range they name.
+"""The report command's arguments: the parser, its one-line errors and the date range they name.
 
-Only parsing and checking; :mod:`prismatic_usage.cli` runs what they ask for.
+Only parsing and checking; :mod:`prismatic_usage.cli` runs what they ask for. Each
+argument's value type (text -> checked date, number, month, price) is in
+:mod:`prismatic_usage.cli_values`.
 """
 
 from __future__ import annotations
@@ -8,14 +10,12 @@ from __future__ import annotations
 import argparse
 import calendar
 import datetime as dt
-import math
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import NoReturn
 
 from . import config
-from ._money import checked_price
 from ._safe_text import one_line
+from .cli_values import final_after, iso_date, month, positive_float, positive_int, price
 from .config import DEFAULT_FINAL_AFTER_HOURS, PERIODS
 from .errors import ConfigurationError
 
@@ -66,68 +66,6 @@ class UsageError(ConfigurationError):
     """A command-line mistake (exit code 2)."""
 
 
-def _iso_date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a valid date; use YYYY-MM-DD, e.g. 2025-02-13"
-        ) from None
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive finite number")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of at least 0")
-    return value
-
-
-def _final_after(text: str) -> float:
-    from .usage_store import (
-        MAX_FINAL_AFTER_HOURS,  # only when given: the store loads pyarrow.parquet
-    )
-
-    value = _non_negative_float(text)
-    if value > MAX_FINAL_AFTER_HOURS:
-        raise argparse.ArgumentTypeError(f"{text!r} hours is more than a millennium")
-    return value
-
-
-def _month(text: str) -> str:
-    if text in ("previous", "current"):
-        return text
-    try:
-        dt.date.fromisoformat(f"{text}-01")
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a month; use previous, current or YYYY-MM, e.g. 2025-01"
-        ) from None
-    return text
-
-
 def resolve_range(args: argparse.Namespace, today: dt.date) -> tuple[dt.date, dt.date]:
     """The inclusive days the arguments name: explicit dates, ``--last-days`` or ``--month``.
 
@@ -160,21 +98,6 @@ def resolve_range(args: argparse.Namespace, today: dt.date) -> tuple[dt.date, dt
     return first, first.replace(day=calendar.monthrange(first.year, first.month)[1])
 
 
-def _price(text: str) -> Decimal:
-    try:
-        Decimal(text)
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(
-            f"{text!r:.40} is not a decimal amount, e.g. 12.50"
-        ) from None
-    try:
-        checked = checked_price("amount", text)
-    except ConfigurationError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    assert checked is not None
-    return checked
-
-
 class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line and a hint, not a usage block."""
 
@@ -197,25 +120,25 @@ def build_parser() -> argparse.ArgumentParser:
     dates = parser.add_argument_group("what to fetch")
     dates.add_argument(
         "--start-date",
-        type=_iso_date,
+        type=iso_date,
         metavar="YYYY-MM-DD",
         help="first day, inclusive",
     )
     dates.add_argument(
         "--end-date",
-        type=_iso_date,
+        type=iso_date,
         metavar="YYYY-MM-DD",
         help="last day, inclusive (the whole day is fetched)",
     )
     dates.add_argument(
         "--last-days",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="instead of dates: the N days ending yesterday (in --timezone)",
     )
     dates.add_argument(
         "--month",
-        type=_month,
+        type=month,
         metavar="previous|current|YYYY-MM",
         help="instead of dates: a calendar month (current: up to today)",
     )
@@ -229,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dates.add_argument(
         "--max-days",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_DAYS,
         help=f"refuse longer ranges unless --yes (default: {DEFAULT_MAX_DAYS})",
     )
@@ -302,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     store.add_argument(
         "--final-after",
-        type=_final_after,
+        type=final_after,
         default=DEFAULT_FINAL_AFTER_HOURS,
         metavar="HOURS",
         help="a day is final this long after it ended: a store never fetches it again and "
@@ -320,19 +243,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     billing.add_argument(
         "--price-instance-month",
-        type=_price,
+        type=price,
         metavar="AMOUNT",
         help="price of one instance deployed for a whole month",
     )
     billing.add_argument(
         "--price-gb-second",
-        type=_price,
+        type=price,
         metavar="AMOUNT",
         help="price of one GB-second of execution (1 GB = 1024 MB)",
     )
     billing.add_argument(
         "--price-1k-executions",
-        type=_price,
+        type=price,
         metavar="AMOUNT",
         help="price of 1,000 executions (successful + failed)",
     )
@@ -340,26 +263,26 @@ def build_parser() -> argparse.ArgumentParser:
     tuning = parser.add_argument_group("tuning (defaults are safe for the real API)")
     tuning.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=positive_int,
         default=config.DEFAULT_CONCURRENCY,
         help="requests in flight (default: %(default)s)",
     )
     tuning.add_argument(
         "--rate",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         help="requests per second, lowered on HTTP 429 "
         f"(default: {config.DEFAULT_REQUESTS_PER_SECOND:g}; unpaced with --demo)",
     )
     tuning.add_argument(
         "--page-size",
-        type=_positive_int,
+        type=positive_int,
         default=config.MAX_PAGE_SIZE,
         help="nodes per page, at most 100 (default: %(default)s)",
     )
     tuning.add_argument(
         "--pack",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="fixed node budget per request, in pages (K x page size nodes); 1 disables "
         f"packing (default: adaptive, from {config.DEFAULT_PACK} pages up or down with the "
@@ -373,25 +296,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tuning.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_float,
         default=config.DEFAULT_TIMEOUT,
         help="seconds per request before it is retried (default: %(default)s)",
     )
     tuning.add_argument(
         "--max-retry-seconds",
-        type=_positive_float,
+        type=positive_float,
         default=config.DEFAULT_MAX_RETRY_SECONDS,
         help="give up on a request failing this long (default: %(default)s)",
     )
     tuning.add_argument(
         "--max-attempts",
-        type=_positive_int,
+        type=positive_int,
         default=config.DEFAULT_MAX_ATTEMPTS,
         help="attempts per request on transient errors (default: %(default)s)",
     )
     tuning.add_argument(
         "--max-response-mb",
-        type=_positive_float,
+        type=positive_float,
         default=config.DEFAULT_MAX_RESPONSE_BYTES / 2**20,
         help="largest answer read, in MiB; a pack over it is split (default: %(default)g)",
     )
