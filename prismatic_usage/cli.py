@@ -3,7 +3,9 @@
 Exit codes (see :func:`exit_code`): 0 ok, 1 unexpected failure, 2 usage error,
 3 the API refused the token, 4 the API or network failed after retries, 5 an
 output could not be written, 6 (``--strict``) written but not clean, 130
-interrupted, 143 terminated. The only module that reads argv or exits. The arguments themselves are declared in :mod:`prismatic_usage.cli_args`.
+interrupted, 143 terminated. The only module that reads argv or exits. The
+arguments themselves are declared in :mod:`prismatic_usage.cli_args`; the files
+a run writes are chosen in :mod:`prismatic_usage.cli_write`.
 
 What only the frames, the billing summary and the files need (pandas above
 all) is imported where it is used, after the fetch: the first request does
@@ -25,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import _startup, config
+from . import _startup, cli_write, config
 from ._atomic import completed_commits
 from .cli_args import OneLineParser, UsageError, build_parser, resolve_range
 from .cli_output import (
@@ -49,7 +51,6 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .billing import Prices
     from .report import UsageReport
     from .usage_store import SyncResult
 
@@ -127,16 +128,6 @@ def _demo_days(args: argparse.Namespace) -> tuple[dt.date, dt.date] | None:
     return window.FIRST_DAY, window.LAST_DAY
 
 
-def _prices(args: argparse.Namespace) -> Prices | None:
-    """The billing summary's prices, checked before any network work; None if no summary."""
-    given = (args.price_instance_month, args.price_gb_second, args.price_1k_executions)
-    if not args.summary and all(price is None for price in given):
-        return None
-    from .billing import Prices
-
-    return Prices(instance_month=given[0], gb_second=given[1], per_1k_executions=given[2])
-
-
 def _options(args: argparse.Namespace) -> FetchOptions:
     return FetchOptions(
         concurrency=args.concurrency,
@@ -156,7 +147,7 @@ def _options(args: argparse.Namespace) -> FetchOptions:
 def _run(args: argparse.Namespace) -> int:
     config.resolve_zone(args.tz)
     _check_dates(args)
-    prices = _prices(args)  # a price implies --summary
+    prices = cli_write.summary_prices(args)  # a price implies --summary
     if args.demo and args.store is not None:
         raise UsageError(
             "--demo serves generated data from a sandbox that lives only for this run, so it "
@@ -212,12 +203,12 @@ def _run(args: argparse.Namespace) -> int:
                 connection=connection,
                 tz=args.tz,
                 options=options,
-                extended=_fetch_extended(args, prices),
+                extended=cli_write.fetch_extended(args, prices),
                 progress=not args.quiet,
                 final_after=args.final_after,
                 reconcile=args.reconcile,
             )
-            paths = _write(args, report, prices)
+            paths = cli_write.write(args, report, prices)
         else:
             with UsageStore(args.store).run() as run:
                 synced = run.sync(
@@ -237,10 +228,10 @@ def _run(args: argparse.Namespace) -> int:
                 )
                 report = build_report(
                     records.with_stats(synced.stats),
-                    extended=_fetch_extended(args, prices),
+                    extended=cli_write.fetch_extended(args, prices),
                     final_after=args.final_after,
                 )
-                paths = _write(args, report, prices)
+                paths = cli_write.write(args, report, prices)
                 run.add_outputs([path for path, _ in paths])
     demo = _demo_days(args)
     warning = no_usage_warning(report, args.start_date, args.end_date, demo=demo)
@@ -253,62 +244,6 @@ def _run(args: argparse.Namespace) -> int:
             print(synced.summary())
     not_clean = judge(report, strict=args.strict, quiet=args.quiet)
     return EXIT_NOT_CLEAN if not_clean else EXIT_OK
-
-
-def _fetch_extended(args: argparse.Namespace, prices: Prices | None) -> bool:
-    """Build the extended frames: asked for, or needed for the summary's hour coverage."""
-    return args.columns == "extended" or prices is not None
-
-
-def _write(
-    args: argparse.Namespace, report: UsageReport, prices: Prices | None
-) -> list[tuple[Path, int]]:
-    """Write the reports (and the billing summary) that the arguments ask for.
-
-    Returns every file written with its rows (files come per frame, per format).
-    """
-    from .billing import billing_summary
-    from .columns import CUSTOMER_INSTANCE, INSTANCE_COMPUTE, with_column_names
-    from .export import write_reports
-
-    extended = args.columns == "extended"
-    customer, compute = report.customer_instances, report.instance_compute
-    extra = []
-    if prices is not None:
-        try:
-            summary = billing_summary(
-                customer,
-                compute,
-                period=args.period,
-                start=args.start_date,
-                end=args.end_date,
-                prices=prices,
-                tz=args.tz,
-                as_of=report.records.fetched_at,
-                final_after=args.final_after,
-            )
-        except OverflowError as exc:
-            raise PrismaticUsageError(
-                f"billing summary: {exc}; check the --price-* values"
-            ) from exc
-        extra.append(summary if extended else summary.drop(columns=["Customer External ID"]))
-    if report.reconciliation is not None and report.reconciliation.refused is None:
-        extra.append(report.reconciliation.frame)
-    if not extended:  # the frames were extended for the summary only
-        customer = customer[CUSTOMER_INSTANCE.select(extended=False).names]
-        compute = compute[INSTANCE_COMPUTE.select(extended=False).names]
-    formats = ("csv", "parquet") if args.format == "both" else (args.format,)
-    named = [with_column_names(frame, args.column_names) for frame in (customer, compute, *extra)]
-    paths = write_reports(
-        named[0],
-        named[1],
-        args.output_dir,
-        formats=formats,
-        excel_safe=args.excel_safe,
-        extra=named[2:],
-    )
-    rows = [len(frame) for frame in (customer, compute, *extra) for _ in formats]
-    return list(zip(paths, rows, strict=True))
 
 
 def _store_command(arguments: list[str]) -> int:
