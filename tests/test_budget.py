@@ -281,16 +281,26 @@ def test_the_sandbox_command_takes_a_node_cap_and_the_fetch_splits_under_it() ->
     assert records.stats.pack == 1  # 150 nodes hold one full page, not two
 
 
-@pytest.mark.parametrize("flag", ["--max-nodes", "--ms-per-1000-nodes"])
-def test_the_sandbox_command_refuses_a_negative_cost(flag: str) -> None:
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--max-nodes", "-5"),
+        ("--ms-per-1000-nodes", "-5"),
+        ("--ms-per-1000-nodes", "nan"),
+        ("--rate-limit", "inf"),  # a limit that limits nothing is a typo, not a setting
+        ("--rate-limit", "nan"),
+    ],
+)
+def test_the_sandbox_command_refuses_a_negative_or_endless_number(flag: str, value: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "prismatic_usage", "sandbox", flag, "-5"],
+        [sys.executable, "-m", "prismatic_usage", "sandbox", flag, value],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode == 2
-    assert flag in done.stderr and "-5" in done.stderr
+    assert flag in done.stderr and value in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_a_node_cap_never_costs_root_fields() -> None:

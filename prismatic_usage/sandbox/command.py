@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
+import math
 import signal
 import sys
 import threading
@@ -44,7 +45,7 @@ def _number(kind: type[int] | type[float], low: float, high: float = float("inf"
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not low <= value <= high:
+        if not (low <= value <= high and math.isfinite(value)):  # nan and inf refused
             bounds = f"between {low:g} and {high:g}" if high != float("inf") else f">= {low:g}"
             raise argparse.ArgumentTypeError(f"{text!r} must be {bounds}")
         return value
