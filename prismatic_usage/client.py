@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from ._distinct_values import with_one_dictionary
 from .collector import Collector as Collector  # re-exported: estimate.py, tests
 from .config import (
     Connection,
@@ -245,6 +246,7 @@ def collected_records(
     instances = collector.table("instances")
     # Org-wide streams include system customers' and instances' records.
     snapshots = collector.known_table("snapshots", "customer_id", customers.column("id"))
+    snapshots = with_one_dictionary(snapshots, "customer_id")  # groups, joins, sorts as text
     metrics = collector.known_table("metrics", "instance_id", instances.column("id"))
     stats = fetch_stats(
         planner,

@@ -96,6 +96,7 @@ def only_known(table: pa.Table, column: str, known: pa.Array | pa.ChunkedArray) 
         known = known.combine_chunks()
     value_set = known
     mask = per_distinct_value(table.column(column), lambda ids: pc.is_in(ids, value_set=value_set))
+    mask = pc.fill_null(mask, False)  # a null owner is no known one, encoded or not
     if pc.all(mask).as_py() is not False:
         return table
     return table.filter(mask)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import uuid
 from collections import Counter
@@ -108,12 +109,32 @@ def test_hand_made_range_edges_names_and_bigints(make_sandbox: Callable[..., San
     assert max(row[3] for row in got["daily_metrics"]) == BIG
     assert {row[2] for row in got["daily_metrics"]} == {START, dt.date(2025, 1, 11), END}
     assert records.daily_metrics.column("spend_mb_secs").type == "int64"
-    # Each customer's ID is held once per chunk, not once per snapshot.
+
+
+@pytest.mark.parametrize("org_wide", [True, False])
+def test_snapshot_owner_ids_share_one_sorted_dictionary_of_known_customers(
+    make_sandbox: Callable[..., Sandbox], org_wide: bool
+) -> None:
+    # Per-customer streams (org_wide=False) convert apart: one dictionary each, before
+    # the fetch gives them one; org-wide ones also carry system customers' IDs.
+    data = generate_org(seed=4, customers=6, start=START, days=3)
+    sb = make_sandbox(data=data)
+    options = dataclasses.replace(FAST, org_wide=org_wide)
+    records = fetch_usage(START, END, url=sb.url, token=sb.token, options=options)
     owners = records.snapshots.column("customer_id")
-    assert pa.types.is_dictionary(owners.type)
-    for chunk in owners.chunks:
-        held = chunk.dictionary.to_pylist()
-        assert len(held) == len(set(held)) <= len(sb.data.customers)
+    assert pa.types.is_dictionary(owners.type) and owners.num_chunks >= 1
+    with_usage = sorted(
+        {s.customer_id for s in data.snapshots} - {c.id for c in data.customers if c.is_system}
+    )
+    for chunk in owners.chunks:  # one sorted dictionary: exactly the customers with snapshots
+        assert chunk.dictionary.to_pylist() == with_usage
+    # So Arrow groups and joins on it, and pandas sorts it, as it would the text.
+    counts = records.snapshots.group_by("customer_id").aggregate([("id", "count")])
+    assert sorted(counts.column("customer_id").to_pylist()) == with_usage
+    joined = records.snapshots.join(records.customers, keys="customer_id", right_keys="id")
+    assert joined.num_rows == records.snapshots.num_rows
+    frame = records.snapshots.to_pandas()
+    assert frame["customer_id"].sort_values().tolist() == sorted(owners.to_pylist())
 
 
 def test_time_bounds_cover_whole_days_in_the_zone() -> None:

@@ -73,3 +73,32 @@ def test_per_distinct_value_answers_each_row_through_its_chunks_dictionary() -> 
     ]
     empty = pa.chunked_array([], pa.dictionary(pa.int32(), pa.string()))
     assert per_distinct_value(empty, lambda ids: pc.is_in(ids, value_set=wanted)).to_pylist() == []
+
+
+def test_with_one_dictionary_keeps_only_used_values_sorted_and_shared() -> None:
+    from prismatic_usage._distinct_values import with_one_dictionary
+
+    first = pa.array(["sys", "b", "a"]).dictionary_encode().slice(1)  # "sys" unused now
+    second = pa.array(["c", "b", None]).dictionary_encode()
+    table = pa.table({"owner": pa.chunked_array([first, second]), "n": [1, 2, 3, 4, 5]})
+    one = with_one_dictionary(table, "owner")
+    assert one.column("owner").to_pylist() == ["b", "a", "c", "b", None]
+    assert [c.dictionary.to_pylist() for c in one.column("owner").chunks] == [["a", "b", "c"]] * 2
+    assert one.schema == table.schema and one.column("n").equals(table.column("n"))
+    grouped = one.group_by("owner").aggregate([("n", "sum")]).to_pydict()
+    assert dict(zip(grouped["owner"], grouped["n_sum"], strict=True)) == {
+        "a": 2,
+        "b": 5,
+        "c": 3,
+        None: 5,
+    }
+    plain = pa.table({"owner": ["x"]})
+    assert with_one_dictionary(plain, "owner") is plain
+
+
+def test_only_known_drops_null_owners_encoded_or_not() -> None:
+    from prismatic_usage.collector import only_known
+
+    for owners in (pa.array(["a", None, "b"]), pa.array(["a", None, "b"]).dictionary_encode()):
+        table = pa.table({"owner": owners, "n": [1, 2, 3]})
+        assert only_known(table, "owner", pa.array(["a", "b"])).column("n").to_pylist() == [1, 3]

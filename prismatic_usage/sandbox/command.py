@@ -45,7 +45,9 @@ def _number(kind: type[int] | type[float], low: float, high: float = float("inf"
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not (low <= value <= high and math.isfinite(value)):  # nan and inf refused
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
+        if not low <= value <= high:
             bounds = f"between {low:g} and {high:g}" if high != float("inf") else f">= {low:g}"
             raise argparse.ArgumentTypeError(f"{text!r} must be {bounds}")
         return value

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .._distinct_values import with_one_dictionary
 from ..errors import StoreError
 from ..plan import FetchPlan, local_window, utc_days_covering
 from ..records import (
@@ -199,7 +200,9 @@ class UsageDataset:
             tz=tz,
             customers=_as_records(customers, RECORD_CUSTOMERS, {"customer_id": "id"}),
             instances=_as_records(instances, RECORD_INSTANCES, {"instance_id": "id"}),
-            snapshots=_as_records(snapshots, snapshot_schema, {"record_id": "id"}),
+            snapshots=_as_records(
+                with_one_dictionary(snapshots, "customer_id"), snapshot_schema, {"record_id": "id"}
+            ),
             daily_metrics=_as_records(metrics, metric_schema, {"record_id": "id"}),
         )
 
