@@ -941,3 +941,50 @@ def test_fast_path_answers_like_graphql_core_for_every_packed_stream() -> None:
     denied = frozenset({data.customers[0].id})
     fast, plain = _execute_both(data, text, variables, denied_ids=denied)
     assert fast == plain and fast["errors"]
+
+
+class _Name(str):
+    """A str subclass: the fast path's reader must not write it as it is (``type is str``)."""
+
+
+def _edge_value_org(count: Any, name: Any, when: dt.datetime) -> OrgData:
+    customer = Customer(_id("Customer", 1), name)
+    return OrgData(
+        customers=[customer],
+        snapshots=[Snapshot(_id("S", 1), customer.id, when, count, 1)],
+    )
+
+
+@pytest.mark.parametrize(
+    ("count", "name", "when"),
+    [
+        (2**31 - 1, "c", dt.datetime(2025, 1, 1, 3, tzinfo=UTC)),
+        (-(2**31), _Name("c"), dt.datetime(2025, 1, 1, 3)),  # naive: read as UTC
+        (2**31, 5, dt.datetime(2025, 1, 1, 3, tzinfo=dt.timezone(dt.timedelta(hours=2)))),
+        (True, 1.5, dt.datetime(2025, 1, 1, 3, 4, 5, 6, tzinfo=UTC)),
+        (3.0, True, dt.datetime(2025, 1, 1, 3, fold=1, tzinfo=UTC)),
+        (3.5, 'ü\n"', dt.datetime(2025, 1, 1, 3, tzinfo=UTC)),
+    ],
+)
+def test_fast_path_coerces_leaves_like_graphql_core(count: Any, name: Any, when: Any) -> None:
+    """Ints at and past Int's range, bools, floats, str subclasses, datetimes in any zone."""
+    text = (
+        "{ customerTotalUsageMetrics { nodes { id snapshotTime deployedInstanceCount"
+        " customer { id name } } } customers { nodes { id name } } }"
+    )
+    fast, plain = _execute_both(_edge_value_org(count, name, when), text)
+    assert fast == plain
+    assert json.dumps(fast) == json.dumps(plain)  # the same types too (1 and True differ)
+
+
+def test_datetime_scalar_writes_utc_times_as_graphene_does() -> None:
+    """A UTC time's shortcut (``isoformat`` of itself) is what the general route writes."""
+    from prismatic_usage.sandbox.schema import _serialize_datetime
+
+    for when in (
+        dt.datetime(2025, 1, 1, 3, tzinfo=UTC),
+        dt.datetime(2025, 1, 1, 3, 4, 5, 6, tzinfo=UTC),
+        dt.datetime(2025, 1, 1, 3, fold=1, tzinfo=UTC),
+    ):
+        assert _serialize_datetime(when) == when.astimezone(dt.UTC).isoformat()
+        assert _serialize_datetime(when) == when.replace(tzinfo=None).isoformat() + "+00:00"
