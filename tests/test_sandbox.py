@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -988,3 +989,21 @@ def test_datetime_scalar_writes_utc_times_as_graphene_does() -> None:
     ):
         assert _serialize_datetime(when) == when.astimezone(dt.UTC).isoformat()
         assert _serialize_datetime(when) == when.replace(tzinfo=None).isoformat() + "+00:00"
+
+
+def test_fast_path_reads_a_missing_attribute_as_null_like_graphql_core() -> None:
+    """A record without a field's attribute: null where nullable, graphql-core's error if not."""
+    full = Customer(_id("Customer", 1), "c", external_id="x")
+    fields = {f: getattr(full, f) for f in Customer.__slots__ if f not in ("name", "external_id")}
+    bare = types.SimpleNamespace(**{**fields, "id": _id("Customer", 2)})  # no name, external_id
+    org = OrgData(customers=[full])
+    org.customers.append(bare)  # type: ignore[arg-type]  # a record of another shape
+    nullable, non_null = (
+        _execute_both(org, "{ customers { nodes { id externalId } } }"),
+        _execute_both(org, "{ customers { nodes { id name } } }"),
+    )
+    assert nullable[0] == nullable[1] and nullable[0]["data"]["customers"]["nodes"][1] == {
+        "id": bare.id,
+        "externalId": None,
+    }
+    assert non_null[0] == non_null[1] and non_null[0]["errors"]

@@ -23,6 +23,7 @@ never changes an answer; ``tests/test_sandbox.py`` compares the two.
 from __future__ import annotations
 
 import functools
+import keyword
 from collections.abc import Callable
 from typing import Any
 
@@ -238,8 +239,17 @@ class _Source:
         else:
             fast = "False"
         slow = f"            c{i} = {f}(v)"
+        if attr.isidentifier() and not keyword.iskeyword(attr):
+            read = [  # getattr(item, attr, None), without the call: ~2x faster on slots
+                "        try:",
+                f"            v = item.{attr}",
+                "        except AttributeError:",
+                "            v = None",
+            ]
+        else:
+            read = [f"        v = getattr(item, {a}, None)"]
         return [
-            f"        v = getattr(item, {a}, None)",
+            *read,
             "        if v is None:",
             "            raise Fallback" if non_null else f"            c{i} = None",
             f"        elif {fast}:",
