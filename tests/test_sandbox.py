@@ -1007,3 +1007,27 @@ def test_fast_path_reads_a_missing_attribute_as_null_like_graphql_core() -> None
         "externalId": None,
     }
     assert non_null[0] == non_null[1] and non_null[0]["errors"]
+
+
+def test_collector_pause_restores_the_hosts_setting() -> None:
+    """Parsing with workers pauses the collector; overlapping pauses re-enable it once, last."""
+    import gc
+
+    from prismatic_usage.sandbox.state import _collector_paused
+
+    assert gc.isenabled()
+    with _collector_paused(False):
+        assert gc.isenabled()  # an in-process sandbox: the host's collector is left alone
+    with _collector_paused(True):
+        assert not gc.isenabled()
+        with _collector_paused(True):  # another thread parsing meanwhile
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the first is still parsing
+    assert gc.isenabled()
+    gc.disable()  # a host that turned it off itself keeps it off
+    try:
+        with _collector_paused(True):
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
