@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.utils
+import gc
 import json
 import os
 import re
@@ -46,7 +47,8 @@ from prismatic_usage.sandbox import (
 )
 from prismatic_usage.sandbox.fastpath import RecordListExecutor
 from prismatic_usage.sandbox.resolvers import ResolveContext
-from prismatic_usage.sandbox.schema import sandbox_schema
+from prismatic_usage.sandbox.schema import _serialize_datetime, sandbox_schema
+from prismatic_usage.sandbox.state import _collector_paused
 
 UTC = dt.UTC
 BIG = 2**53
@@ -980,8 +982,6 @@ def test_fast_path_coerces_leaves_like_graphql_core(count: Any, name: Any, when:
 
 def test_datetime_scalar_writes_utc_times_as_graphene_does() -> None:
     """A UTC time's shortcut (``isoformat`` of itself) is what the general route writes."""
-    from prismatic_usage.sandbox.schema import _serialize_datetime
-
     for when in (
         dt.datetime(2025, 1, 1, 3, tzinfo=UTC),
         dt.datetime(2025, 1, 1, 3, 4, 5, 6, tzinfo=UTC),
@@ -1011,10 +1011,6 @@ def test_fast_path_reads_a_missing_attribute_as_null_like_graphql_core() -> None
 
 def test_collector_pause_restores_the_hosts_setting() -> None:
     """Parsing with workers pauses the collector; overlapping pauses re-enable it once, last."""
-    import gc
-
-    from prismatic_usage.sandbox.state import _collector_paused
-
     assert gc.isenabled()
     with _collector_paused(False):
         assert gc.isenabled()  # an in-process sandbox: the host's collector is left alone
