@@ -9,6 +9,7 @@ reader, ``TransportProtocolError``); :mod:`prismatic_usage.session` maps them.
 from __future__ import annotations
 
 import errno
+import gc
 import json
 import socket
 from typing import Any
@@ -95,8 +96,19 @@ def json_object(text: str) -> dict[str, Any]:
     text
         The body as text. A list, number or string raises ``ValueError``, which
         gql reports as a protocol error instead of failing later with a TypeError.
+
+    The collector pauses while it parses (and is on again after, if it was): the
+    answer is a tree of fresh dicts and strings with no cycles, and passes over them
+    while they are made took about half of the parse (half the client's CPU at 1,000
+    customers x 31 days).
     """
-    value = json.loads(text)
+    enabled = gc.isenabled()
+    gc.disable()  # a 10,000-node answer is ~10^5 new dicts: collecting meanwhile doubles this
+    try:
+        value = json.loads(text)
+    finally:
+        if enabled:
+            gc.enable()
     if not isinstance(value, dict):
         raise ValueError(f"the answer is a JSON {type(value).__name__}, not an object")
     return value

@@ -11,6 +11,7 @@ import base64
 import binascii
 import logging
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import pyarrow as pa
@@ -199,7 +200,7 @@ def node_columns(
         try:
             if len(path) == 1:
                 (key,) = path
-                columns[column] = [node[key] for node in nodes]
+                columns[column] = list(map(itemgetter(key), nodes))  # ~1.5x a comprehension
             else:
                 outer, inner = path
                 columns[column] = [

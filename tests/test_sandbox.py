@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.utils
+import gc
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -45,7 +47,8 @@ from prismatic_usage.sandbox import (
 )
 from prismatic_usage.sandbox.fastpath import RecordListExecutor
 from prismatic_usage.sandbox.resolvers import ResolveContext
-from prismatic_usage.sandbox.schema import sandbox_schema
+from prismatic_usage.sandbox.schema import _serialize_datetime, sandbox_schema
+from prismatic_usage.sandbox.state import _collector_paused
 
 UTC = dt.UTC
 BIG = 2**53
@@ -941,3 +944,86 @@ def test_fast_path_answers_like_graphql_core_for_every_packed_stream() -> None:
     denied = frozenset({data.customers[0].id})
     fast, plain = _execute_both(data, text, variables, denied_ids=denied)
     assert fast == plain and fast["errors"]
+
+
+class _Name(str):
+    """A str subclass: the fast path's reader must not write it as it is (``type is str``)."""
+
+
+def _edge_value_org(count: Any, name: Any, when: dt.datetime) -> OrgData:
+    customer = Customer(_id("Customer", 1), name)
+    return OrgData(
+        customers=[customer],
+        snapshots=[Snapshot(_id("S", 1), customer.id, when, count, 1)],
+    )
+
+
+@pytest.mark.parametrize(
+    ("count", "name", "when"),
+    [
+        (2**31 - 1, "c", dt.datetime(2025, 1, 1, 3, tzinfo=UTC)),
+        (-(2**31), _Name("c"), dt.datetime(2025, 1, 1, 3)),  # naive: read as UTC
+        (2**31, 5, dt.datetime(2025, 1, 1, 3, tzinfo=dt.timezone(dt.timedelta(hours=2)))),
+        (True, 1.5, dt.datetime(2025, 1, 1, 3, 4, 5, 6, tzinfo=UTC)),
+        (3.0, True, dt.datetime(2025, 1, 1, 3, fold=1, tzinfo=UTC)),
+        (3.5, 'ü\n"', dt.datetime(2025, 1, 1, 3, tzinfo=UTC)),
+    ],
+)
+def test_fast_path_coerces_leaves_like_graphql_core(count: Any, name: Any, when: Any) -> None:
+    """Ints at and past Int's range, bools, floats, str subclasses, datetimes in any zone."""
+    text = (
+        "{ customerTotalUsageMetrics { nodes { id snapshotTime deployedInstanceCount"
+        " customer { id name } } } customers { nodes { id name } } }"
+    )
+    fast, plain = _execute_both(_edge_value_org(count, name, when), text)
+    assert fast == plain
+    assert json.dumps(fast) == json.dumps(plain)  # the same types too (1 and True differ)
+
+
+def test_datetime_scalar_writes_utc_times_as_graphene_does() -> None:
+    """A UTC time's shortcut (``isoformat`` of itself) is what the general route writes."""
+    for when in (
+        dt.datetime(2025, 1, 1, 3, tzinfo=UTC),
+        dt.datetime(2025, 1, 1, 3, 4, 5, 6, tzinfo=UTC),
+        dt.datetime(2025, 1, 1, 3, fold=1, tzinfo=UTC),
+    ):
+        assert _serialize_datetime(when) == when.astimezone(dt.UTC).isoformat()
+        assert _serialize_datetime(when) == when.replace(tzinfo=None).isoformat() + "+00:00"
+
+
+def test_fast_path_reads_a_missing_attribute_as_null_like_graphql_core() -> None:
+    """A record without a field's attribute: null where nullable, graphql-core's error if not."""
+    full = Customer(_id("Customer", 1), "c", external_id="x")
+    fields = {f: getattr(full, f) for f in Customer.__slots__ if f not in ("name", "external_id")}
+    bare = types.SimpleNamespace(**{**fields, "id": _id("Customer", 2)})  # no name, external_id
+    org = OrgData(customers=[full])
+    org.customers.append(bare)  # type: ignore[arg-type]  # a record of another shape
+    nullable, non_null = (
+        _execute_both(org, "{ customers { nodes { id externalId } } }"),
+        _execute_both(org, "{ customers { nodes { id name } } }"),
+    )
+    assert nullable[0] == nullable[1] and nullable[0]["data"]["customers"]["nodes"][1] == {
+        "id": bare.id,
+        "externalId": None,
+    }
+    assert non_null[0] == non_null[1] and non_null[0]["errors"]
+
+
+def test_collector_pause_restores_the_hosts_setting() -> None:
+    """Parsing with workers pauses the collector; overlapping pauses re-enable it once, last."""
+    assert gc.isenabled()
+    with _collector_paused(False):
+        assert gc.isenabled()  # an in-process sandbox: the host's collector is left alone
+    with _collector_paused(True):
+        assert not gc.isenabled()
+        with _collector_paused(True):  # another thread parsing meanwhile
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the first is still parsing
+    assert gc.isenabled()
+    gc.disable()  # a host that turned it off itself keeps it off
+    try:
+        with _collector_paused(True):
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
+import json
 import time
 
 import gql.transport.exceptions as gql_errors
+import pytest
 
+from prismatic_usage._responses import json_object
 from prismatic_usage.pacing import RequestGate
 from prismatic_usage.session import HANDLED_TRANSPORT_ERRORS
 
@@ -65,3 +69,19 @@ def test_a_429_pauses_everyone_and_halves_the_rate_then_recovers() -> None:
     assert waited >= 0.29
     assert halved == 5.0
     assert recovered == 10.0
+
+
+def test_answers_parse_with_the_collector_paused_and_restored() -> None:
+    """json_object pauses the collector only while it parses, and keeps a host's 'off'."""
+    body = {"data": {"u0": {"nodes": [{"id": str(i)} for i in range(3)]}}}
+    assert json_object(json.dumps(body)) == body and gc.isenabled()
+    with pytest.raises(ValueError):
+        json_object("[1, 2]")  # not an object
+    with pytest.raises(ValueError):
+        json_object("{")  # not JSON
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert json_object("{}") == {} and not gc.isenabled()
+    finally:
+        gc.enable()

@@ -61,6 +61,8 @@ def sandbox_schema() -> GraphQLSchema:
 
 
 def _serialize_datetime(value: Any) -> str:
+    if type(value) is dt.datetime and value.tzinfo is UTC:
+        return value.isoformat()  # what astimezone(UTC) returns it as: itself
     if not isinstance(value, dt.datetime):
         raise GraphQLError(f"DateTime cannot represent value: {value!r}")
     aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
