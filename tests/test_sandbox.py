@@ -32,6 +32,7 @@ from gql.transport.exceptions import TransportQueryError
 from graphql import execute_sync, parse, validate
 
 from prismatic_usage import queries
+from prismatic_usage._gc_pause import collector_paused
 from prismatic_usage.sandbox import (
     Customer,
     DailyMetric,
@@ -48,7 +49,6 @@ from prismatic_usage.sandbox import (
 from prismatic_usage.sandbox.fastpath import RecordListExecutor
 from prismatic_usage.sandbox.resolvers import ResolveContext
 from prismatic_usage.sandbox.schema import _serialize_datetime, sandbox_schema
-from prismatic_usage.sandbox.state import _collector_paused
 
 UTC = dt.UTC
 BIG = 2**53
@@ -1012,18 +1012,37 @@ def test_fast_path_reads_a_missing_attribute_as_null_like_graphql_core() -> None
 def test_collector_pause_restores_the_hosts_setting() -> None:
     """Parsing with workers pauses the collector; overlapping pauses re-enable it once, last."""
     assert gc.isenabled()
-    with _collector_paused(False):
+    with collector_paused(False):
         assert gc.isenabled()  # an in-process sandbox: the host's collector is left alone
-    with _collector_paused(True):
+    with collector_paused(True):
         assert not gc.isenabled()
-        with _collector_paused(True):  # another thread parsing meanwhile
+        with collector_paused(True):  # another thread parsing meanwhile
             assert not gc.isenabled()
         assert not gc.isenabled()  # the first is still parsing
     assert gc.isenabled()
     gc.disable()  # a host that turned it off itself keeps it off
     try:
-        with _collector_paused(True):
+        with collector_paused(True):
             assert not gc.isenabled()
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_fast_path_reads_a_non_ascii_attribute_by_its_exact_name() -> None:
+    """Python compiles ``item.ﬁ`` as ``item.fi`` (NFKC); getattr, and so graphql-core, does not."""
+    from graphql import GraphQLObjectType, build_schema
+
+    from prismatic_usage.sandbox.fastpath import AttributeResolver, RecordListExecutor
+
+    schema = build_schema("schema { query: Q } type Q { rows: [R!]! } type R { a: String }")
+    row_type = schema.get_type("R")
+    assert isinstance(row_type, GraphQLObjectType) and schema.query_type is not None
+    row_type.fields["a"].resolve = AttributeResolver("\ufb01")  # the ligature 'ﬁ'
+    record = types.SimpleNamespace(fi="the NFKC name")  # no attribute named 'ﬁ' itself
+    schema.query_type.fields["rows"].resolve = lambda *_: [record]
+    context = types.SimpleNamespace(data=None)
+    fast = execute_sync(
+        schema, parse("{ rows { a } }"), context_value=context, executor_class=RecordListExecutor
+    )
+    assert fast.formatted == {"data": {"rows": [{"a": None}]}}

@@ -6,7 +6,9 @@ import asyncio
 import gc
 import itertools
 import json
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import gql.transport.exceptions as gql_errors
 import pytest
@@ -85,3 +87,24 @@ def test_answers_parse_with_the_collector_paused_and_restored() -> None:
         assert json_object("{}") == {} and not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_overlapping_pauses_turn_the_collector_on_once_when_the_last_ends() -> None:
+    """Another thread's pause (a sandbox parsing, a second fetch) and a parse share one count."""
+    from prismatic_usage._gc_pause import collector_paused
+
+    with collector_paused():
+        assert json_object("{}") == {}
+        assert not gc.isenabled()  # the outer pause is still on
+    assert gc.isenabled()
+    # Threads parsing at once, switching as often as the interpreter allows: a save and
+    # restore that is not counted leaves the collector off for good in some order.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            for _ in range(3):
+                list(pool.map(json_object, ['{"a": [1, 2, 3]}'] * 2000))
+                assert gc.isenabled()
+    finally:
+        sys.setswitchinterval(interval)

@@ -239,7 +239,8 @@ class _Source:
         else:
             fast = "False"
         slow = f"            c{i} = {f}(v)"
-        if attr.isidentifier() and not keyword.iskeyword(attr):
+        # ASCII only: Python compiles non-ASCII names NFKC-normalised, getattr does not.
+        if attr.isascii() and attr.isidentifier() and not keyword.iskeyword(attr):
             read = [  # getattr(item, attr, None), without the call: ~2x faster on slots
                 "        try:",
                 f"            v = item.{attr}",

@@ -7,17 +7,15 @@ switches) or guarded by a lock (tokens, canned responses, the rate limiter).
 
 from __future__ import annotations
 
-import gc
 import math
 import secrets
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse, validate
 
+from .._gc_pause import collector_paused
 from .data import OrgData
 from .execution import WorkerPool
 from .faults import CannedResponse, FaultPlan, SlidingWindow
@@ -139,16 +137,17 @@ class SandboxState:
     def document(self, query: str) -> tuple[DocumentNode | None, list[GraphQLError]]:
         """Parse and validate ``query`` once; later requests reuse the result.
 
-        With worker processes the sandbox runs in a process of its own (see
-        ``execution.py``), and the collector pauses meanwhile: a 100-field pack's AST and
-        validation state are ~10^5 objects, and collecting while they are built made
-        parsing and validating take ~1.8 x as long. An in-process sandbox leaves its
-        host's collector alone.
+        With worker processes the collector pauses meanwhile (a sandbox with workers
+        is meant to be a process of its own, though parsing runs in the process that
+        started it): a 100-field pack's AST and validation state are ~10^5 objects,
+        and collecting while they are built made parsing and validating take ~1.8 x
+        as long. A sandbox without workers (``workers=0``) leaves its host's
+        collector alone. The pause is counted process-wide (:mod:`.._gc_pause`).
         """
         cached = self.cached_document(query)
         if cached is not None:
             return cached
-        with _collector_paused(self.pool is not None):
+        with collector_paused(self.pool is not None):
             try:
                 document: DocumentNode | None = parse(query)
             except GraphQLError as exc:
@@ -161,34 +160,3 @@ class SandboxState:
             if len(self._documents) > _DOCUMENT_CACHE_SIZE:
                 self._documents.popitem(last=False)
         return result
-
-
-_collector_lock = threading.Lock()
-_collector_pausers = 0
-
-
-@contextmanager
-def _collector_paused(pause: bool) -> Iterator[None]:
-    """The cyclic garbage collector off inside (if ``pause``), as it was again after.
-
-    Counted, so threads parsing at once re-enable it only when the last one is done,
-    and only if it was on when the first one began.
-    """
-    global _collector_pausers
-    if not pause:
-        yield
-        return
-    with _collector_lock:
-        if _collector_pausers == 0 and not gc.isenabled():
-            pause = False
-        else:
-            _collector_pausers += 1
-            gc.disable()
-    try:
-        yield
-    finally:
-        if pause:
-            with _collector_lock:
-                _collector_pausers -= 1
-                if _collector_pausers == 0:
-                    gc.enable()
