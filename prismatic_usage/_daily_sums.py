@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -134,8 +135,7 @@ def owner_codes(
     """
     if isinstance(ranked_ids, pa.ChunkedArray):
         ranked_ids = ranked_ids.combine_chunks()
-    value_set = ranked_ids
-    positions = per_distinct_value(keys, lambda ids: pc.index_in(ids, value_set=value_set))
+    positions = per_distinct_value(keys, partial(pc.index_in, value_set=ranked_ids))
     return int64_values(pc.fill_null(positions, -1))
 
 

@@ -7,6 +7,8 @@ batch at a time, so collecting never holds a whole table twice.
 
 from __future__ import annotations
 
+from functools import partial
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -94,8 +96,7 @@ def only_known(table: pa.Table, column: str, known: pa.Array | pa.ChunkedArray) 
     """
     if isinstance(known, pa.ChunkedArray):
         known = known.combine_chunks()
-    value_set = known
-    mask = per_distinct_value(table.column(column), lambda ids: pc.is_in(ids, value_set=value_set))
+    mask = per_distinct_value(table.column(column), partial(pc.is_in, value_set=known))
     mask = pc.fill_null(mask, False)  # a null owner is no known one, encoded or not
     if pc.all(mask).as_py() is not False:
         return table

@@ -29,6 +29,7 @@ from typing import Any
 
 from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLSchema, execute_sync, parse
 
+from .._gc_pause import collector_paused
 from .data import Customer, Instance, OrgData
 from .fastpath import RecordListExecutor
 from .resolvers import ResolveContext
@@ -175,8 +176,7 @@ def run_in_worker(job: Job) -> Answer:
     """
     worker = _worker
     assert worker is not None, "not a sandbox worker process"
-    gc.disable()
-    try:
+    with collector_paused():
         document = worker.documents.get(job.query)
         if document is None:
             # The server process validated this text already; parsing again is enough.
@@ -186,8 +186,6 @@ def run_in_worker(job: Job) -> Answer:
         else:
             worker.documents.move_to_end(job.query)
         return execute_job(worker.schema, worker.data, document, job)
-    finally:
-        gc.enable()
 
 
 class WorkerPool:
