@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -31,6 +32,19 @@ def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("PRISMATIC_", "PRISM_")):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _sigint_as_usual() -> Iterator[None]:
+    """Python's usual SIGINT handling, whatever the test process inherited.
+
+    A non-interactive shell starts background jobs with SIGINT ignored; an ignored
+    signal stays ignored in every child, so a CLI subprocess would not see the
+    Ctrl-C a test sends it, and an ignored signal is not deferred either.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")

@@ -23,15 +23,6 @@ REPORTS = sorted(
 )
 
 
-@pytest.fixture(autouse=True)
-def _sigint_raises_keyboard_interrupt() -> Any:
-    """Python's usual SIGINT handling, whatever the test process inherited: a shell
-    starts background jobs with SIGINT ignored, and an ignored signal is not deferred."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
 def write_set(directory: Path) -> list[Path]:
     return write_reports(
         customer_frame(["a"]), compute_frame(["b"]), directory, formats=("csv", "parquet")
