@@ -11,9 +11,11 @@ import datetime as dt
 import email.utils
 import gc
 import json
+import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -1046,3 +1048,28 @@ def test_fast_path_reads_a_non_ascii_attribute_by_its_exact_name() -> None:
         schema, parse("{ rows { a } }"), context_value=context, executor_class=RecordListExecutor
     )
     assert fast.formatted == {"data": {"rows": [{"a": None}]}}
+
+
+async def test_a_client_that_hangs_up_mid_body_is_no_server_error(
+    make_sandbox: Callable[..., Sandbox], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A CLI killed while sending (the Ctrl-C tests do it) leaves no traceback in the log."""
+    sandbox = make_sandbox()
+    host, port = sandbox.url.removeprefix("http://").split(":")
+    head = (
+        f"POST /api HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {sandbox.token}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    )
+    caplog.set_level(logging.DEBUG)
+    with socket.create_connection((host, int(port))) as conn:
+        conn.sendall(head.encode() + b'{"query": "{')
+        deadline = time.monotonic() + 10
+        while sandbox.stats.requests == 0:  # the handler is waiting for the rest
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+    while sandbox.stats.in_flight:  # until the handler has seen the connection go
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    status, _, _ = await raw_post(sandbox.api_url, COUNT, sandbox.token)
+    assert status == 200

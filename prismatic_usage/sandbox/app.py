@@ -137,9 +137,14 @@ async def handle_api(request: web.Request) -> web.StreamResponse:
 
 
 async def _read_json(request: web.Request) -> Any:
+    """The body as JSON, or None if it is not JSON or the client hung up while sending it.
+
+    A client that is killed mid-request (Ctrl-C, SIGTERM) is routine, not a server
+    error: its 400 goes nowhere, and aiohttp logs no traceback for it.
+    """
     try:
         return json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, ConnectionError):
         return None
 
 
