@@ -20,16 +20,23 @@ asyncio), so its arithmetic can be checked with a fake clock:
   average gap stays the grid's.
 * **Strict window.** Borrowing may bring two starts half an interval apart, so
   the schedule also keeps the times of the last ``N = max(1, floor(rate))``
-  starts and never lets an ``N + 1``-th into ``N / rate`` seconds plus
-  ``WINDOW_GUARD`` (25 ms): at most ``rate`` starts in any second, whatever the
-  rate. At 20 requests/s and more the grid alone already implies it (any 21 starts
-  span at least 19.5 intervals of 1/19 s at 20/s: 1.026 s), so it never delays
-  there; at lower rates it is what keeps borrowing within the window.
+  starts and never lets an ``N + 1``-th into ``N`` grid intervals: any ``N + 1``
+  starts span at least what they span on the grid (1.053 s for 21 starts at
+  20/s), so borrowing never eats the margin's slack for delivery jitter, and at
+  most ``rate`` starts fall in any second, whatever the rate. It delays a start
+  only after a run of borrowed ones, and then onto the grid, not past it.
+  (With a 25 ms guard instead, 21 starts could span 1.027 s after one late
+  wake-up, and the sandbox's strict window refused the 21st when its arrival
+  was 27 ms less late than the first's: benchmarks/startup.py's timeline showed it.)
 * **Counted when sent.** A request admitted at its slot may leave later (a new
   connection, the event loop busy), bunching up with the next one at the server.
   The gate learns when each request's headers went out (:meth:`RequestGate.request_sent`,
   from an aiohttp trace) and the strict window counts that later time, so the
   next starts keep the window from there.
+* **One slow-down per overload.** The requests already in flight when the first
+  429 comes back were sent at the old pace, and their 429s tell nothing new: only
+  a 429 for a request that started after the last slow-down halves the rate
+  again (every 429 still pauses everyone for its Retry-After).
 * **No burst.** The first start is the grid's origin; the next one is a whole
   interval later (nothing is saved up while idle beyond half an interval).
 """
@@ -47,12 +54,10 @@ from typing import Any
 
 import aiohttp
 
-__all__ = ["PACE_MARGIN", "WINDOW_GUARD", "PaceSchedule", "RequestGate", "sent_trace"]
+__all__ = ["PACE_MARGIN", "PaceSchedule", "RequestGate", "sent_trace"]
 
 #: Starts are paced at this fraction of the configured requests per second.
 PACE_MARGIN = 0.95
-#: Seconds added to the strict window the schedule keeps (slack for delivery jitter).
-WINDOW_GUARD = 0.025
 
 #: The start time of the request the current task was admitted for (see request_sent).
 _TURN: contextvars.ContextVar[float | None] = contextvars.ContextVar("turn", default=None)
@@ -87,9 +92,10 @@ class PaceSchedule:
 
     @property
     def window(self) -> tuple[int, float]:
-        """The strict window kept: at most ``count`` starts in any ``seconds``."""
+        """The strict window kept: at most ``count`` starts in any ``seconds``
+        (``count`` grid intervals, so at least ``count / rate`` plus the margin's slack)."""
         count = max(1, math.floor(self.rate))
-        return count, count / self.rate + WINDOW_GUARD
+        return count, count * self.interval
 
     def earliest(self, now: float) -> float:
         """The earliest time at or after ``now`` that the next request may start.
@@ -164,6 +170,7 @@ class RequestGate:
         self._schedule = PaceSchedule(rate) if rate is not None else None
         self._clock = clock
         self._paused_until = 0.0
+        self._slowed_at = -math.inf
         self._successes = 0
         self._lock = asyncio.Lock()
         self.in_flight = 0
@@ -221,7 +228,9 @@ class RequestGate:
             finally:
                 self.in_flight -= 1
 
-    def throttled(self, retry_after: float, *, slow_down: bool = True) -> None:
+    def throttled(
+        self, retry_after: float, *, slow_down: bool = True, started: float | None = None
+    ) -> None:
         """The server said wait (429, or 503 with Retry-After): pause everyone, slow down.
 
         Parameters
@@ -230,11 +239,19 @@ class RequestGate:
             Seconds every request waits from now.
         slow_down
             Also halve the rate (a 429; a busy server's 503 does not).
+        started
+            When the refused request started (this gate's clock). One that started
+            before the last slow-down was sent at the old pace: its 429 pauses but
+            does not halve again. None: treat it as sent after.
         """
-        self._paused_until = max(self._paused_until, self._clock() + retry_after)
+        now = self._clock()
+        self._paused_until = max(self._paused_until, now + retry_after)
         if not slow_down:
             return
         self._successes = 0
+        if started is not None and started < self._slowed_at:
+            return
+        self._slowed_at = now
         if self._schedule is not None:
             self._schedule.rate = max(_MIN_RATE, self._schedule.rate / 2)
 

@@ -219,7 +219,7 @@ class ApiSession:
                 self.counters.throttled += failure.status == 429
                 pause = failure.retry_after if failure.retry_after is not None else 1.0
                 pause = min(pause, self._options.max_retry_seconds)
-                self._gate.throttled(pause, slow_down=failure.status == 429)
+                self._gate.throttled(pause, slow_down=failure.status == 429, started=sent)
                 wait = 0.0
             else:
                 wait = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempts - 1)))

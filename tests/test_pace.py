@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from prismatic_usage import FetchOptions, fetch_usage
 from prismatic_usage.errors import MalformedResponseError
-from prismatic_usage.pacing import PACE_MARGIN, WINDOW_GUARD, PaceSchedule
+from prismatic_usage.pacing import PACE_MARGIN, PaceSchedule, RequestGate
 from prismatic_usage.records import DAILY_METRIC_SCHEMA, TableBuilder
 from prismatic_usage.sandbox import FaultPlan, Sandbox, generate_org
 from prismatic_usage.sandbox.faults import SlidingWindow
@@ -71,10 +71,12 @@ def test_late_starts_borrow_at_most_half_an_interval_and_no_window_overflows(
     assert all(b - a >= interval / 2 - eps for a, b in itertools.pairwise(starts))
     # The strict window: at most N starts in any N / rate seconds (N = floor(rate), at
     # least 1: the sandbox's window; for a whole rate, `rate` starts in any second),
-    # with the guard to spare: start k + N comes at least that long after start k.
+    # with the margin's slack kept whatever borrowing did: start k + N comes at least
+    # N grid intervals after start k (at 20/s: 1.053 s, not just the window's 1 s).
     count = max(1, math.floor(rate))
     for a, b in zip(starts, starts[count:], strict=False):
-        assert b - a >= count / rate + WINDOW_GUARD - eps
+        assert b - a >= count * interval - eps
+        assert b - a >= count / rate / PACE_MARGIN - eps
 
 
 @settings(deadline=None)
@@ -91,6 +93,26 @@ def test_lateness_up_to_half_an_interval_keeps_the_average_on_the_grid(
     schedule, starts = _run(rate, [0.0] * len(late), late)
     grid = (len(starts) - 1) * schedule.interval
     assert starts[-1] - starts[0] <= grid + 0.5 * schedule.interval + 1e-9
+
+
+def test_429s_of_requests_sent_at_the_old_pace_halve_it_once() -> None:
+    """Eight requests in flight all drawing 429 are one overload, not eight halvings."""
+    now = [0.0]
+    gate = RequestGate(concurrency=8, rate=20.0, clock=lambda: now[0])
+    now[0] = 1.0
+    gate.throttled(1.0, started=0.6)  # the first 429 back: halve
+    assert gate.rate == 10.0
+    for started in (0.65, 0.7, 0.95):  # sent before it came back: pause only
+        now[0] += 0.01
+        gate.throttled(1.0, started=started)
+    assert gate.rate == 10.0
+    now[0] = 2.5
+    gate.throttled(1.0, started=2.2)  # sent at the halved pace and still refused
+    assert gate.rate == 5.0
+    gate.throttled(1.0)  # no start given: counted as a new overload
+    assert gate.rate == 2.5
+    gate.throttled(1.0, started=0.0, slow_down=False)  # a 503: pauses only
+    assert gate.rate == 2.5
 
 
 def test_the_first_starts_are_not_a_burst() -> None:
