@@ -33,7 +33,9 @@ seconds column shows min/median, requests and peak MB the largest of the N runs,
 s/floor uses the median. Goals (checked for the cells run, skipped under ``--smoke``;
 exit 1 on a miss): at 1,000 x 31 at most 308 requests without a cap (a third of the
 925 sent before the adaptive node budget) and at most 925 with it; s/floor <= 1.10 in
-every cell from 200 customers up; peak RSS under 1.5 GB at 3,000 x 92.
+every cell from 200 customers up; peak RSS under 1.5 GB at 3,000 x 92. Each s/floor
+goal line also prints the least s/floor the client's pace allows at that many requests
+(``pace_bound``): the goal is out of reach wherever that plus start-up passes 1.10.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _sandbox_process import SandboxSpec, sandbox_accepts, start_sandbox
+
+from prismatic_usage.pacing import PACE_MARGIN
 
 CAP_FLAG = "--max-nodes"
 START = dt.date(2024, 12, 1)
@@ -221,8 +225,23 @@ def row(cell: Cell, free: Column, capped: Column | None) -> str:
     return f"{cell!s:>11} {half(free)} | {half(capped)}"
 
 
+def pace_bound(column: Column, latency: float) -> float:
+    """The least s/floor the client's pace allows for the column's requests.
+
+    The client starts requests ``1 / (PACE_MARGIN * rate)`` apart (the margin that
+    keeps a strict window from refusing, issue 18), and the last answer takes one
+    latency: ``(requests - 1) / (PACE_MARGIN * rate) + latency``, against the floor.
+    Interpreter start, imports, the requests that must wait for others' answers
+    (the lists before per-instance streams) and writing the files come on top.
+    """
+    if not column.requests:
+        return float("nan")
+    seconds = (column.requests - 1) / (PACE_MARGIN * column.rate) + latency
+    return seconds / column.floor
+
+
 def goals(
-    results: dict[Cell, tuple[Column, Column | None]], cap: int
+    results: dict[Cell, tuple[Column, Column | None]], cap: int, latency: float
 ) -> Iterator[tuple[str, bool]]:
     """Each goal that applies to the cells run, with whether it was met."""
     key = Cell(1000, 31)
@@ -235,9 +254,13 @@ def goals(
     for cell, (free, capped) in sorted(results.items()):
         if cell.customers < 200:
             continue
-        yield f"{cell}: s/floor {free.ratio:.2f} <= 1.10 without a cap", free.ratio <= 1.10
-        if capped is not None:
-            yield f"{cell}: s/floor {capped.ratio:.2f} <= 1.10 with the cap", capped.ratio <= 1.10
+        for name, column in (("without a cap", free), ("with the cap", capped)):
+            if column is not None:
+                text = f"{cell}: s/floor {column.ratio:.2f} <= 1.10 {name}"
+                yield (
+                    f"{text} (the pace alone: {pace_bound(column, latency):.2f})",
+                    (column.ratio <= 1.10),
+                )
     big = Cell(3000, 92)
     if big in results:
         for name, column in zip(("without a cap", "with the cap"), results[big], strict=True):
@@ -300,7 +323,7 @@ def main() -> int:
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
     if not args.smoke:
         print("goals:")
-        for text, met in goals(results, args.max_nodes):
+        for text, met in goals(results, args.max_nodes, args.latency):
             print(f"  {'ok    ' if met else 'MISSED'} {text}")
             if not met:
                 failures.append(text)

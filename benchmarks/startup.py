@@ -13,7 +13,10 @@ the outside, the way a user meets them:
   the first request, the time to *full pace* (the first request from which the
   next five leave at the pace, at most 1.5 intervals apart: the gate, not the
   program, is what waits), the total, and the total against the floor
-  ``requests / rate``.
+  ``requests / rate``; beside them the time after the last answer (building the
+  frames and writing the files) and *pace alone*, the least the client's pace
+  allows for that many requests: ``(requests - 1) / (0.95 * rate) + latency``.
+  ``--max-nodes N`` starts the sandbox refusing answers over N nodes.
 
 ``--before REF`` runs the same measurements on another commit (a temporary
 ``git worktree``, removed at the end), side by side, alternating runs::
@@ -45,6 +48,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from prismatic_usage.pacing import PACE_MARGIN
 
 REPO = Path(__file__).resolve().parent.parent
 START = dt.date(2025, 1, 1)
@@ -133,6 +138,7 @@ def sandbox(args: argparse.Namespace) -> Iterator[tuple[int, str]]:
         "--customers", str(args.customers), "--days", str(args.days),
         "--start-date", START.isoformat(), "--latency", str(args.latency),
         "--rate-limit", str(args.rate),
+        *(["--max-nodes", str(args.max_nodes)] if args.max_nodes else []),
     ]  # fmt: skip
     proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO
@@ -284,6 +290,9 @@ def measure(trees: dict[str, Path], args: argparse.Namespace) -> dict[str, dict[
                 note(name, "full pace", run.full_pace)
                 note(name, "last answer", run.last_answer)
                 note(name, "total", run.total)
+                note(name, "after the last answer", run.total - run.last_answer)
+                paced = (run.requests - 1) / (PACE_MARGIN * args.rate) + args.latency
+                note(name, "pace alone (see --help)", paced)
                 note(name, "requests", run.requests)
                 note(name, "floor (requests / rate)", floor)
                 note(name, "total / floor", run.total / floor)
@@ -317,6 +326,9 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--max-nodes", type=int, help="the sandbox refuses answers over this many nodes"
+    )
     parser.add_argument("--goal-import", type=float, default=0.1, help="seconds (default 0.1)")
     parser.add_argument("--goal-first", type=float, default=0.8, help="seconds (default 0.8)")
     parser.add_argument("--timeline", action="store_true", help="print each request's times")
