@@ -11,32 +11,33 @@ __all__ = ["per_distinct_value", "with_one_dictionary"]
 
 
 def per_distinct_value(
-    column: pa.ChunkedArray | pa.Array, function: Callable[[pa.Array], pa.Array]
+    column: pa.ChunkedArray | pa.Array,
+    function: Callable[[pa.ChunkedArray | pa.Array], pa.ChunkedArray | pa.Array],
 ) -> pa.ChunkedArray:
     """``function(column)`` for an elementwise ``function``, run on each dictionary's values once.
 
     Arrow's kernels decode a dictionary-encoded column row by row (``index_in``
     over a million owner IDs costs 1.5-4x the plain text, by pyarrow version);
     asking the dictionary and taking each row's answer by its index costs about
-    a third of the plain text. Plain chunks are passed to ``function`` as they are.
+    a third of the plain text. A plain column goes to ``function`` whole, in one
+    call (a ``pc.is_in`` hashes its value set once a call: once per chunk over the
+    2,060 one-instance chunks of a 1,000-customer month took 20x as long).
 
     Parameters
     ----------
     column
         Plain or dictionary-encoded values (chunks may have different dictionaries).
     function
-        An elementwise Arrow function of the plain values, e.g. a ``pc.is_in``.
+        An elementwise Arrow function of the plain values (an array or a chunked
+        array), e.g. a ``pc.is_in``.
     """
+    if not pa.types.is_dictionary(column.type):
+        answer = function(column)
+        return answer if isinstance(answer, pa.ChunkedArray) else pa.chunked_array([answer])
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    results = [
-        pc.take(function(chunk.dictionary), chunk.indices)
-        if pa.types.is_dictionary(chunk.type)
-        else function(chunk)
-        for chunk in chunks
-    ]
+    results = [pc.take(function(chunk.dictionary), chunk.indices) for chunk in chunks]
     if not results:
-        value_type = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
-        return pa.chunked_array([function(pa.array([], value_type))])
+        return pa.chunked_array([function(pa.array([], column.type.value_type))])
     return pa.chunked_array(results)
 
 

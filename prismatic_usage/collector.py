@@ -17,7 +17,10 @@ from .pages import without_duplicates
 from .records import OrgTotals
 from .units import SCHEMAS, StreamResult
 
-__all__ = ["Collector", "only_known"]
+__all__ = ["FILTER_ROWS", "Collector", "only_known"]
+
+#: Rows :meth:`Collector.known_table` filters at once (a run of record batches).
+FILTER_ROWS = 65_536
 
 
 class Collector:
@@ -57,8 +60,11 @@ class Collector:
         """:meth:`table` with only the rows whose ``column`` is one of ``known``.
 
         Org-wide streams include system customers' and instances' records. The
-        rows are filtered one record batch at a time while the collector's copy is
-        let go, so filtering holds at most one batch twice, never the whole table.
+        rows are filtered a run of record batches (up to :data:`FILTER_ROWS` rows) at
+        a time while the collector's copy is let go, so filtering holds at most one
+        run twice, never the whole table; a run, not a batch, because per-instance
+        streams leave thousands of batches of a few rows, and each filter call has a
+        fixed cost (2,060 calls took 0.2 s at 1,000 customers x 31 days, 20 runs 0.01 s).
 
         Parameters
         ----------
@@ -75,8 +81,14 @@ class Collector:
         batches.reverse()
         kept: list[pa.RecordBatch] = []
         while batches:
-            batch = pa.Table.from_batches([batches.pop()])
-            kept.extend(only_known(batch, column, known).to_batches())
+            run = [batches.pop()]
+            rows = run[0].num_rows
+            while batches and rows + batches[-1].num_rows <= FILTER_ROWS:
+                rows += batches[-1].num_rows
+                run.append(batches.pop())
+            part = pa.Table.from_batches(run)  # zero-copy: the run's batches as they are
+            del run
+            kept.extend(only_known(part, column, known).to_batches())
         return pa.Table.from_batches(kept, schema=SCHEMAS[kind])
 
 

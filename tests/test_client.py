@@ -371,3 +371,33 @@ def test_collector_keeps_known_owners_rows_in_order_across_batches() -> None:
     assert table.schema == SNAPSHOT_SCHEMA
     assert table.column("id").to_pylist() == ["s1", "s3", "s5", "s7"]
     assert collector.known_table("snapshots", "customer_id", pa.array(["a"])).num_rows == 0
+
+
+@pytest.mark.parametrize("filter_rows", [1, 2, 3, 5, 1000])
+def test_collector_filters_runs_of_tiny_batches_like_one_batch_at_a_time(
+    monkeypatch: pytest.MonkeyPatch, filter_rows: int
+) -> None:
+    """Per-instance streams leave thousands of tiny batches; runs of them are filtered at once."""
+    import pyarrow as pa
+
+    from prismatic_usage import collector as collecting
+    from prismatic_usage.records import DAILY_METRIC_SCHEMA
+    from prismatic_usage.units import StreamResult
+
+    monkeypatch.setattr(collecting, "FILTER_ROWS", filter_rows)
+    owners = ["i1", "sys", "i2", "i2", "sys", "i3", "i1", "sys", "i3"]
+    rows = [
+        {"id": f"m{k}", "instance_id": owner, "snapshot_date": dt.date(2025, 1, 1 + k),
+         "successful_execution_count": k, "failed_execution_count": 0, "step_count": 0,
+         "spend_mb_secs": 0}
+        for k, owner in enumerate(owners)
+    ]  # fmt: skip
+    collector = collecting.Collector()
+    for start, stop in [(0, 1), (1, 3), (3, 4), (4, 8), (8, 9)]:  # streams of 1-4 rows
+        table = pa.Table.from_pylist(rows[start:stop], DAILY_METRIC_SCHEMA)
+        table = pa.Table.from_batches(table.to_batches(max_chunksize=1))
+        collector(StreamResult("metrics", org_wide=False, entity=None, window=None, table=table))
+    kept = collector.known_table("metrics", "instance_id", pa.array(["i1", "i2", "i3"]))
+    assert kept.schema == DAILY_METRIC_SCHEMA
+    assert kept.column("id").to_pylist() == [f"m{k}" for k in (0, 2, 3, 5, 6, 8)]
+    assert all(batch.num_rows <= max(filter_rows, 1) for batch in kept.to_batches())

@@ -75,6 +75,31 @@ def test_per_distinct_value_answers_each_row_through_its_chunks_dictionary() -> 
     assert per_distinct_value(empty, lambda ids: pc.is_in(ids, value_set=wanted)).to_pylist() == []
 
 
+def test_per_distinct_value_asks_a_plain_column_once_whatever_its_chunks() -> None:
+    import pyarrow.compute as pc
+
+    from prismatic_usage._distinct_values import per_distinct_value
+
+    wanted = pa.array(["a", "c"])
+    calls: list[int] = []
+
+    def is_wanted(ids: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+        calls.append(len(ids))
+        return pc.is_in(ids, value_set=wanted)
+
+    plain = pa.chunked_array([["a", "b"], ["c"], ["x"], ["a", None]])
+    assert per_distinct_value(plain, is_wanted).to_pylist() == [
+        True, False, True, False, True, False
+    ]  # fmt: skip
+    assert calls == [6]  # one call for all four chunks
+    encoded = pa.chunked_array(
+        [pa.array(["b", "a", "b"]).dictionary_encode(), pa.array(["c"]).dictionary_encode()]
+    )
+    assert per_distinct_value(encoded, is_wanted).to_pylist() == [False, True, False, True]
+    assert calls[1:] == [2, 1]  # each chunk's dictionary, not its rows
+    assert per_distinct_value(pa.array(["c"]), is_wanted).to_pylist() == [True]
+
+
 def test_with_one_dictionary_keeps_only_used_values_sorted_and_shared() -> None:
     from prismatic_usage._distinct_values import with_one_dictionary
 
