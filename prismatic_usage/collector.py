@@ -1,8 +1,9 @@
 """The default stream sink of a fetch: every finished stream's table, per kind (:class:`Collector`).
 
 Handing the tables over lets go of them as it goes: the collector's own list
-is emptied, and rows of system customers and instances are dropped one record
-batch at a time, so collecting never holds a whole table twice.
+is emptied, and rows of system customers and instances are dropped a run of
+record batches (up to :data:`FILTER_ROWS` rows) at a time, so collecting never
+holds a whole table twice.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class Collector:
             part = pa.Table.from_batches(run)  # zero-copy: the run's batches as they are
             del run
             kept.extend(only_known(part, column, known).to_batches())
+            del part
         return pa.Table.from_batches(kept, schema=SCHEMAS[kind])
 
 

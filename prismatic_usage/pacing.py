@@ -20,14 +20,15 @@ asyncio), so its arithmetic can be checked with a fake clock:
   average gap stays the grid's.
 * **Strict window.** Borrowing may bring two starts half an interval apart, so
   the schedule also keeps the times of the last ``N = max(1, floor(rate))``
-  starts and never lets an ``N + 1``-th into ``N`` grid intervals: any ``N + 1``
-  starts span at least what they span on the grid (1.053 s for 21 starts at
-  20/s), so borrowing never eats the margin's slack for delivery jitter, and at
-  most ``rate`` starts fall in any second, whatever the rate. It delays a start
-  only after a run of borrowed ones, and then onto the grid, not past it.
-  (With a 25 ms guard instead, 21 starts could span 1.027 s after one late
-  wake-up, and the sandbox's strict window refused the 21st when its arrival
-  was 27 ms less late than the first's: benchmarks/startup.py's timeline showed it.)
+  starts and never lets an ``N + 1``-th into ``N / rate`` seconds plus
+  ``WINDOW_GUARD`` (25 ms): at most ``N`` starts in any ``N / rate`` seconds (for a
+  whole rate, at most ``rate`` in any second). At 20 requests/s and more the grid
+  with borrowing already implies it (any 21 starts span at least 19.5 intervals
+  of 1/19 s at 20/s: 1.026 s), so it never delays there; at lower rates it is
+  what keeps borrowing within the window. (A window of ``N`` whole grid intervals
+  was tried: it turns every late start into a delay of the start ``N`` places
+  later, so a busy event loop's lateness adds up instead of being borrowed back,
+  1-2 % over a long fetch.)
 * **Counted when sent.** A request admitted at its slot may leave later (a new
   connection, the event loop busy), bunching up with the next one at the server.
   The gate learns when each request's headers went out (:meth:`RequestGate.request_sent`,
@@ -54,10 +55,12 @@ from typing import Any
 
 import aiohttp
 
-__all__ = ["PACE_MARGIN", "PaceSchedule", "RequestGate", "sent_trace"]
+__all__ = ["PACE_MARGIN", "WINDOW_GUARD", "PaceSchedule", "RequestGate", "sent_trace"]
 
 #: Starts are paced at this fraction of the configured requests per second.
 PACE_MARGIN = 0.95
+#: Seconds added to the strict window the schedule keeps (slack for delivery jitter).
+WINDOW_GUARD = 0.025
 
 #: The start time of the request the current task was admitted for (see request_sent).
 _TURN: contextvars.ContextVar[float | None] = contextvars.ContextVar("turn", default=None)
@@ -92,10 +95,9 @@ class PaceSchedule:
 
     @property
     def window(self) -> tuple[int, float]:
-        """The strict window kept: at most ``count`` starts in any ``seconds``
-        (``count`` grid intervals, so at least ``count / rate`` plus the margin's slack)."""
+        """The strict window kept: at most ``count`` starts in any ``seconds``."""
         count = max(1, math.floor(self.rate))
-        return count, count * self.interval
+        return count, count / self.rate + WINDOW_GUARD
 
     def earliest(self, now: float) -> float:
         """The earliest time at or after ``now`` that the next request may start.
@@ -175,6 +177,10 @@ class RequestGate:
         self._lock = asyncio.Lock()
         self.in_flight = 0
         self.max_in_flight = 0
+
+    def now(self) -> float:
+        """The gate's clock now (what :meth:`throttled`'s ``started`` is measured on)."""
+        return self._clock()
 
     @property
     def rate(self) -> float | None:

@@ -197,7 +197,7 @@ class ApiSession:
             token_version = self._token_version
             async with self._gate.slot(turn_taken=turn_taken and attempts == 1):
                 self.counters.requests += 1
-                sent = time.monotonic()
+                sent, turn_began = time.monotonic(), self._gate.now()
                 failure = await self._attempt(request, what=what, splittable=splittable)
             if isinstance(failure, Answer):
                 self._gate.succeeded()
@@ -219,7 +219,7 @@ class ApiSession:
                 self.counters.throttled += failure.status == 429
                 pause = failure.retry_after if failure.retry_after is not None else 1.0
                 pause = min(pause, self._options.max_retry_seconds)
-                self._gate.throttled(pause, slow_down=failure.status == 429, started=sent)
+                self._gate.throttled(pause, slow_down=failure.status == 429, started=turn_began)
                 wait = 0.0
             else:
                 wait = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempts - 1)))
