@@ -6,7 +6,9 @@ Every fetched stream is checked for repeated node IDs. Arrow's exact
 ``Type:uuid``), so each can be read as a few 64-bit words and folded into one
 64-bit hash with NumPy, and distinct hashes prove distinct IDs. Only when two
 hashes meet (a repeated ID, or a collision) or the IDs differ in length is the
-exact count taken.
+exact count taken. A column of at most :data:`_SMALL_ROWS` values (most streams:
+a per-instance month is ~30 rows) goes through a Python set instead, 20-40x
+faster there than the hashing's fixed cost.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import pyarrow.compute as pc
 __all__ = ["all_distinct", "distinct_count"]
 
 _SLICE_ROWS = 1 << 16
+#: Up to this many values a Python set is faster (measured: 2 vs 46 us at 23 rows,
+#: 67 vs 149 us at 1,000, 679 vs 224 us at 4,000).
+_SMALL_ROWS = 1024
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 
@@ -47,6 +52,8 @@ def all_distinct(values: pa.ChunkedArray | pa.Array) -> bool:
     values
         A string column, e.g. node IDs.
     """
+    if len(values) <= _SMALL_ROWS and not values.null_count:
+        return len(set(values.to_pylist())) == len(values)
     hashes = _fixed_width_hashes(values)
     if hashes is not None:
         hashes.sort()  # in place: a copy would double the ~8 bytes a row this costs

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from unittest import mock
 
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from prismatic_usage import _distinct
 from prismatic_usage._distinct import all_distinct, distinct_count
 
 # Few letters and short lengths make repeats likely; one length exercises the hashed path.
@@ -34,9 +36,11 @@ def test_agrees_with_a_python_set(
         type=pa.string(),
     )
     expected = len(set(values))
-    for column in (sliced, chunked):
-        assert all_distinct(column) == (expected == len(values))
-        assert distinct_count(column) == expected
+    for small_rows in (_distinct._SMALL_ROWS, 0):  # the set's path, then the hashes'
+        with mock.patch.object(_distinct, "_SMALL_ROWS", small_rows):
+            for column in (sliced, chunked):
+                assert all_distinct(column) == (expected == len(values))
+                assert distinct_count(column) == expected
 
 
 def test_long_equal_length_ids_with_one_repeat() -> None:
@@ -47,9 +51,10 @@ def test_long_equal_length_ids_with_one_repeat() -> None:
 
 
 def test_nulls_are_not_counted_as_values() -> None:
-    column = pa.array(["a", None, "b"])
-    assert distinct_count(column) == 2
-    assert not all_distinct(column)
+    for column in (pa.array(["a", None, "b"]), pa.array(["a", None, "b"] * 400)):
+        assert distinct_count(column) == 2  # small (a set) and large (hashes, then exact)
+        assert not all_distinct(column)
+    assert all_distinct(pa.array(["x", "y"])) and not all_distinct(pa.array(["x", "x"]))
 
 
 def test_per_distinct_value_answers_each_row_through_its_chunks_dictionary() -> None:
