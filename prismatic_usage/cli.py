@@ -87,6 +87,20 @@ def exit_code(exc: BaseException) -> int:
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
+    """SIGTERM's handler: end the run with :class:`Terminated`.
+
+    While a fetch runs on this thread's event loop, it is cancelled and
+    ``Terminated`` is raised once the loop has unwound (raised inside a task, it
+    would print asyncio's "Task exception was never retrieved" and a traceback).
+    The fetch module is looked up, not imported: no import in a signal handler.
+    """
+    sync = sys.modules.get("prismatic_usage.sync")
+    if sync is not None and sync.interrupt_main_run(_terminate):
+        return
+    raise Terminated
+
+
+def _terminate() -> None:
     raise Terminated
 
 
@@ -273,7 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Signals: SIGTERM raises :class:`Terminated` where the program is, so it
     unwinds like Ctrl-C (temporary files removed, the store's run marked
-    interrupted). The reports are moved into place all or nothing, with SIGINT
+    interrupted); during a fetch, like asyncio's Ctrl-C, it first cancels the
+    fetch and raises once the event loop has unwound. The reports are moved into place all or nothing, with SIGINT
     and SIGTERM deferred during the moves (:mod:`prismatic_usage._atomic`), so
     a signal ends the run either before the set is replaced ("interrupted; no
     report written": the previous reports are untouched) or after it ("interrupted

@@ -5,6 +5,13 @@ already running in the thread (every notebook cell). Then the coroutine runs on
 a fresh loop in one worker thread instead; the caller's loop is never touched
 (no ``nest_asyncio``). Interrupting the caller (Ctrl-C, the notebook's stop
 button) cancels the coroutine too, so no fetch goes on in the background.
+
+A signal handler that ends the program (the command line's SIGTERM) calls
+:func:`interrupt_main_run` rather than raising where the main thread happens to
+be: an exception raised inside a task's step is stored as that task's result,
+and asyncio then prints "Task exception was never retrieved" with a traceback.
+The coroutine is cancelled instead, as ``asyncio.run`` does for Ctrl-C, and
+the handler's own ending runs once the loop has unwound.
 """
 
 from __future__ import annotations
@@ -12,20 +19,67 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-__all__ = ["run_sync"]
+__all__ = ["interrupt_main_run", "run_sync"]
 
 T = TypeVar("T")
 
 
+class _MainRun:
+    """The coroutine :func:`run_sync` runs on the main thread's own loop, while it runs."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.then: Callable[[], object] | None = None
+
+
+_main_run: _MainRun | None = None
+
+
+def interrupt_main_run(then: Callable[[], object]) -> bool:
+    """Cancel the coroutine :func:`run_sync` runs on the main thread; ``then()`` once it unwound.
+
+    For a signal handler on the main thread: True when such a run was cancelled
+    (``then`` is called as soon as ``run_sync`` has closed its loop, whether the
+    coroutine ended cancelled, with an error or with a result; ``then`` should
+    raise the exception the program ends with). False when there is none or it
+    was already interrupted: the handler should act at once itself.
+
+    Parameters
+    ----------
+    then
+        What ends the program, e.g. a function raising ``KeyboardInterrupt``.
+    """
+    run = _main_run
+    if run is None or run.then is not None or run.loop is None or run.task is None:
+        return False
+    run.then = then
+    with contextlib.suppress(RuntimeError):  # the loop has just closed: then() runs anyway
+        run.loop.call_soon_threadsafe(run.task.cancel)  # also wakes the loop
+    return True
+
+
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
-    """The coroutine's result, whether or not this thread already runs a loop."""
+    """The coroutine's result, whether or not this thread already runs a loop.
+
+    Parameters
+    ----------
+    coroutine
+        What to run to completion.
+    """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        in_a_loop = False  # not run here: its errors would carry this one as context
+    else:
+        in_a_loop = True
+    if not in_a_loop:
+        if threading.current_thread() is threading.main_thread():
+            return _run_on_main_thread(coroutine)
         return asyncio.run(coroutine)
 
     started = threading.Event()
@@ -49,3 +103,26 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
                 with contextlib.suppress(RuntimeError):  # the loop may just have closed
                     running["loop"].call_soon_threadsafe(running["task"].cancel)
             raise  # leaving the executor waits until the cancelled fetch has closed
+
+
+def _run_on_main_thread(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(coroutine)``, interruptible through :func:`interrupt_main_run`."""
+    global _main_run
+    run = _MainRun()
+
+    async def tracked() -> T:
+        run.loop, run.task = asyncio.get_running_loop(), asyncio.current_task()
+        return await coroutine
+
+    outer, _main_run = _main_run, run
+    try:
+        result = asyncio.run(tracked())
+    except BaseException:
+        if run.then is None:
+            raise
+        result = None  # the interruption's own ending replaces the cancellation
+    finally:
+        _main_run = outer
+    if run.then is not None:
+        run.then()
+    return cast(T, result)

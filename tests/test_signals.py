@@ -185,3 +185,33 @@ def test_a_signal_during_start_up_is_one_line(
     assert stderr == f"prismatic-usage: {word}; no report written\n"
     assert process.returncode == code
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("sent", "code", "word"), SIGNALS)
+def test_a_signal_inside_a_request_task_is_one_line(
+    tmp_path: Path, sent: int, code: int, word: str
+) -> None:
+    """The signal lands while a fetch task (not the event loop's wait) runs Python code.
+
+    SIGTERM raised there used to end the run with 143 but also print asyncio's "Task
+    exception was never retrieved" and a traceback (a loaded machine delivered it so).
+    """
+    site = f"""
+    import signal, socket, threading
+    real_send = socket.socket.send
+    fired = []
+
+    def send(self, *args, **kwargs):
+        sent = real_send(self, *args, **kwargs)
+        if not fired and threading.current_thread() is threading.main_thread():
+            fired.append(True)
+            signal.raise_signal({int(sent)})  # in the task writing the first request
+        return sent
+
+    socket.socket.send = send
+    """
+    process = start(tmp_path, site, *ARGS, "--output-dir", "out")
+    _, stderr = process.communicate(timeout=120)
+    assert stderr == f"prismatic-usage: {word}; no report written\n"
+    assert process.returncode == code
+    assert not (tmp_path / "out").exists()

@@ -69,3 +69,53 @@ def test_errors_of_the_coroutine_come_through_inside_a_loop() -> None:
         assert "own timeout" in str(exc)
     else:
         raise AssertionError("the coroutine's TimeoutError was swallowed")
+
+
+class _Ended(Exception):
+    """What the test's handler ends the program with."""
+
+
+def _end() -> None:
+    raise _Ended
+
+
+def test_a_handler_interrupting_the_main_run_cancels_it_then_ends_after_the_loop() -> None:
+    import signal
+
+    from prismatic_usage.sync import interrupt_main_run
+
+    assert not interrupt_main_run(_end)  # nothing runs: the handler must act itself
+    answers: list[bool] = []
+    previous = signal.signal(signal.SIGUSR1, lambda *_: answers.append(interrupt_main_run(_end)))
+    unwound: list[str] = []
+
+    async def work(finish_anyway: bool) -> str:
+        try:
+            await asyncio.sleep(0)
+            signal.raise_signal(signal.SIGUSR1)  # the handler runs inside this task's step
+            await asyncio.sleep(30)
+            return "not interrupted"
+        except asyncio.CancelledError:
+            unwound.append("cancelled")
+            if finish_anyway:
+                return "finished despite the cancel"
+            raise
+        finally:
+            unwound.append("finally")
+
+    try:
+        for finish_anyway in (False, True):
+            unwound.clear()
+            try:
+                run_sync(work(finish_anyway))
+            except _Ended as exc:
+                assert exc.__context__ is None or isinstance(
+                    exc.__context__, asyncio.CancelledError
+                )
+            else:
+                raise AssertionError("the interruption's ending was not raised")
+            assert unwound == ["cancelled", "finally"]  # the coroutine unwound first
+        assert answers == [True, True]
+        assert run_sync(_answer()) == 42  # the next run is not interrupted
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
