@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from . import _startup, cli_write, config
 from ._atomic import completed_commits
@@ -91,8 +91,9 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
     While a fetch runs on this thread's event loop, it is cancelled and
     ``Terminated`` is raised once the loop has unwound (raised inside a task, it
-    would print asyncio's "Task exception was never retrieved" and a traceback).
-    The fetch module is looked up, not imported: no import in a signal handler.
+    would print asyncio's "Task exception was never retrieved" and a traceback);
+    another SIGTERM meanwhile changes nothing. The fetch module is looked up, not
+    imported: no import in a signal handler.
     """
     sync = sys.modules.get("prismatic_usage.sync")
     if sync is not None and sync.interrupt_main_run(_terminate):
@@ -100,7 +101,7 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated
 
 
-def _terminate() -> None:
+def _terminate() -> NoReturn:
     raise Terminated
 
 

@@ -175,44 +175,49 @@ async def fetch_report_async(
     UsageReport
         Both daily frames, the raw records and, with ``reconcile``, the reconciliation.
     """
-    if store is not None:
-        from .usage_store import UsageStore
-
-        usage_store = store if isinstance(store, UsageStore) else UsageStore(store)
-        synced = await usage_store.sync_async(
-            start,
-            end,
-            url=url,
-            token=token,
-            connection=connection,
-            tz=tz,
-            options=options,
-            final_after=final_after,
-            progress=progress,
-            org_totals=reconcile,
-        )
-        stored = usage_store.records(synced.start, synced.end, tz=tz)
-        stored = dataclasses.replace(stored, org_totals=synced.org_totals)
-        return build_report(
-            stored.with_stats(synced.stats),
-            extended=extended,
-            final_after=final_after,
-            column_names=column_names,
-        )
-    records = await fetch_usage_async(
-        start,
-        end,
-        url=url,
-        token=token,
-        connection=connection,
-        tz=tz,
-        options=options,
-        progress=progress,
-        org_totals=reconcile,
-    )
+    records = await _report_records(
+        start, end, url=url, token=token, connection=connection, tz=tz, options=options,
+        progress=progress, store=store, final_after=final_after, reconcile=reconcile,
+    )  # fmt: skip
     return build_report(
         records, extended=extended, final_after=final_after, column_names=column_names
     )
+
+
+async def _report_records(
+    start: dt.date | str,
+    end: dt.date | str,
+    *,
+    url: str | None,
+    token: str | None,
+    connection: Connection | None,
+    tz: str,
+    options: FetchOptions | None,
+    progress: ProgressArg,
+    store: UsageStore | str | os.PathLike[str] | None,
+    final_after: float,
+    reconcile: bool,
+) -> UsageRecords:
+    """The records a report is built from: fetched, or synced into ``store`` and read back.
+
+    The parameters are :func:`fetch_report_async`'s. Building the frames is left
+    to the caller, so that :func:`fetch_report` builds them outside the event
+    loop (a signal there acts at once, not at the loop's next await).
+    """
+    if store is None:
+        return await fetch_usage_async(
+            start, end, url=url, token=token, connection=connection, tz=tz,
+            options=options, progress=progress, org_totals=reconcile,
+        )  # fmt: skip
+    from .usage_store import UsageStore
+
+    usage_store = store if isinstance(store, UsageStore) else UsageStore(store)
+    synced = await usage_store.sync_async(
+        start, end, url=url, token=token, connection=connection, tz=tz, options=options,
+        final_after=final_after, progress=progress, org_totals=reconcile,
+    )  # fmt: skip
+    stored = usage_store.records(synced.start, synced.end, tz=tz)
+    return dataclasses.replace(stored, org_totals=synced.org_totals).with_stats(synced.stats)
 
 
 def fetch_report(
@@ -294,20 +299,12 @@ def fetch_report(
     >>> report.customer_instances.columns.tolist()  # doctest: +SKIP
     ['Customer ID', 'Customer Name', 'Date', 'Deployed Instances', 'Unique Integrations']
     """
-    return run_sync(
-        fetch_report_async(
-            start,
-            end,
-            url=url,
-            token=token,
-            connection=connection,
-            tz=tz,
-            options=options,
-            extended=extended,
-            progress=progress,
-            store=store,
-            final_after=final_after,
-            reconcile=reconcile,
-            column_names=column_names,
+    records = run_sync(
+        _report_records(
+            start, end, url=url, token=token, connection=connection, tz=tz, options=options,
+            progress=progress, store=store, final_after=final_after, reconcile=reconcile,
         )
+    )  # fmt: skip
+    return build_report(
+        records, extended=extended, final_after=final_after, column_names=column_names
     )

@@ -21,7 +21,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any, TypeVar, cast
+from typing import Any, NoReturn, TypeVar
 
 __all__ = ["interrupt_main_run", "run_sync"]
 
@@ -34,32 +34,35 @@ class _MainRun:
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.task: asyncio.Task[Any] | None = None
-        self.then: Callable[[], object] | None = None
+        self.then: Callable[[], NoReturn] | None = None
 
 
 _main_run: _MainRun | None = None
 
 
-def interrupt_main_run(then: Callable[[], object]) -> bool:
+def interrupt_main_run(then: Callable[[], NoReturn]) -> bool:
     """Cancel the coroutine :func:`run_sync` runs on the main thread; ``then()`` once it unwound.
 
-    For a signal handler on the main thread: True when such a run was cancelled
-    (``then`` is called as soon as ``run_sync`` has closed its loop, whether the
-    coroutine ended cancelled, with an error or with a result; ``then`` should
-    raise the exception the program ends with). False when there is none or it
-    was already interrupted: the handler should act at once itself.
+    For a signal handler on the main thread. True when such a run is under way:
+    it is cancelled (or, not started yet, never starts), and ``then`` is called
+    as soon as ``run_sync`` has closed its loop, whatever the coroutine ended
+    with. A repeat while it unwinds changes nothing (the first already ends it;
+    raised in place, it could land in a task's step). False when no such run is
+    under way: the handler should act at once itself.
 
     Parameters
     ----------
     then
-        What ends the program, e.g. a function raising ``KeyboardInterrupt``.
+        What ends the program: a function raising, e.g., ``KeyboardInterrupt``.
     """
     run = _main_run
-    if run is None or run.then is not None or run.loop is None or run.task is None:
+    if run is None:
         return False
-    run.then = then
-    with contextlib.suppress(RuntimeError):  # the loop has just closed: then() runs anyway
-        run.loop.call_soon_threadsafe(run.task.cancel)  # also wakes the loop
+    if run.then is None:
+        run.then = then
+        if run.loop is not None and run.task is not None:
+            with contextlib.suppress(RuntimeError):  # the loop just closed: then() runs anyway
+                run.loop.call_soon_threadsafe(run.task.cancel)  # also wakes the loop
     return True
 
 
@@ -108,21 +111,28 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
 def _run_on_main_thread(coroutine: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run(coroutine)``, interruptible through :func:`interrupt_main_run`."""
     global _main_run
+    if not asyncio.iscoroutine(coroutine):  # as asyncio.run (and so the thread path) says
+        raise ValueError(f"a coroutine was expected, got {coroutine!r}")
     run = _MainRun()
 
     async def tracked() -> T:
         run.loop, run.task = asyncio.get_running_loop(), asyncio.current_task()
+        if run.then is not None:  # interrupted before it began
+            raise asyncio.CancelledError
         return await coroutine
 
+    wrapper = tracked()
     outer, _main_run = _main_run, run
     try:
-        result = asyncio.run(tracked())
+        result = asyncio.run(wrapper)
     except BaseException:
         if run.then is None:
             raise
-        result = None  # the interruption's own ending replaces the cancellation
+        run.then()  # the interruption's own ending replaces the cancellation
     finally:
         _main_run = outer
+        wrapper.close()  # no "never awaited" warning for one that never started
+        coroutine.close()
     if run.then is not None:
         run.then()
-    return cast(T, result)
+    return result

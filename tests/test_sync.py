@@ -6,6 +6,9 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+from typing import Any, NoReturn
+
+import pytest
 
 from prismatic_usage.sync import run_sync
 
@@ -75,7 +78,7 @@ class _Ended(Exception):
     """What the test's handler ends the program with."""
 
 
-def _end() -> None:
+def _end() -> NoReturn:
     raise _Ended
 
 
@@ -86,7 +89,11 @@ def test_a_handler_interrupting_the_main_run_cancels_it_then_ends_after_the_loop
 
     assert not interrupt_main_run(_end)  # nothing runs: the handler must act itself
     answers: list[bool] = []
-    previous = signal.signal(signal.SIGUSR1, lambda *_: answers.append(interrupt_main_run(_end)))
+
+    def handler(*_: object) -> None:  # a repeat while it unwinds changes nothing
+        answers.append(interrupt_main_run(_end) and interrupt_main_run(_end))
+
+    previous = signal.signal(signal.SIGUSR1, handler)
     unwound: list[str] = []
 
     async def work(finish_anyway: bool) -> str:
@@ -119,3 +126,42 @@ def test_a_handler_interrupting_the_main_run_cancels_it_then_ends_after_the_loop
         assert run_sync(_answer()) == 42  # the next run is not interrupted
     finally:
         signal.signal(signal.SIGUSR1, previous)
+
+
+def test_an_interruption_before_the_coroutine_began_means_it_never_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gc
+    import warnings
+
+    from prismatic_usage import sync
+
+    real_run = asyncio.run
+
+    def interrupted_first(main: Any) -> Any:  # the signal lands before the task's first step
+        assert sync.interrupt_main_run(_end)
+        return real_run(main)
+
+    monkeypatch.setattr(sync.asyncio, "run", interrupted_first)
+    began: list[bool] = []
+
+    async def work() -> None:
+        began.append(True)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(_Ended):
+            run_sync(work())
+        gc.collect()
+    assert began == []
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
+def test_only_coroutines_are_run_on_any_thread() -> None:
+    class Awaitable:
+        def __await__(self) -> Any:
+            yield from ()
+            return 5
+
+    with pytest.raises(ValueError, match="a coroutine was expected"):
+        run_sync(Awaitable())  # type: ignore[arg-type]
