@@ -289,11 +289,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     Signals: SIGTERM raises :class:`Terminated` where the program is, so it
     unwinds like Ctrl-C (temporary files removed, the store's run marked
     interrupted); during a fetch, like asyncio's Ctrl-C, it first cancels the
-    fetch and raises once the event loop has unwound. The reports are moved into place all or nothing, with SIGINT
-    and SIGTERM deferred during the moves (:mod:`prismatic_usage._atomic`), so
-    a signal ends the run either before the set is replaced ("interrupted; no
-    report written": the previous reports are untouched) or after it ("interrupted
-    after the reports were written; ..."). Both exit 130 (SIGTERM: 143): the run
+    fetch and raises once the event loop has unwound. The reports are moved
+    into place all or nothing, with SIGINT and SIGTERM deferred during the
+    moves (:mod:`prismatic_usage._atomic`), so a signal ends the run either
+    before the set is replaced ("interrupted; no report written": the previous
+    reports are untouched) or after it ("interrupted after the reports were
+    written; ..."). Both exit 130 (SIGTERM: 143): the run
     did not finish (no verdict for ``--strict``, no summary, no record of the
     outputs in the store), so a scheduler must not count it as a success;
     running it again rewrites the same set. Before this function runs,
