@@ -21,23 +21,45 @@ import contextlib
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 __all__ = ["interrupt_main_run", "run_sync"]
 
 T = TypeVar("T")
 
 
-class _MainRun:
-    """The coroutine :func:`run_sync` runs on the main thread's own loop, while it runs."""
+class _Run(Generic[T]):
+    """One coroutine :func:`run_sync` runs on a loop of its own, and how to cancel it.
 
-    def __init__(self) -> None:
-        self.loop: asyncio.AbstractEventLoop | None = None
+    Parameters
+    ----------
+    coroutine
+        What to run; :meth:`main` is what the loop runs.
+    """
+
+    def __init__(self, coroutine: Coroutine[Any, Any, T]) -> None:
+        self.coroutine = coroutine
         self.task: asyncio.Task[Any] | None = None
+        self.began = threading.Event()
+        #: Set by :func:`interrupt_main_run`: the run ends with ``then()``.
         self.then: Callable[[], NoReturn] | None = None
 
+    async def main(self) -> T:
+        """The coroutine, run by a task this object can cancel from any thread."""
+        self.task = asyncio.current_task()
+        self.began.set()
+        if self.then is not None:  # interrupted before it began
+            raise asyncio.CancelledError
+        return await self.coroutine
 
-_main_run: _MainRun | None = None
+    def cancel(self) -> None:
+        """Cancel the task from any thread (a no-op before it began or once its loop closed)."""
+        if self.task is not None:
+            with contextlib.suppress(RuntimeError):  # the loop may just have closed
+                self.task.get_loop().call_soon_threadsafe(self.task.cancel)  # wakes the loop
+
+
+_main_run: _Run[Any] | None = None
 
 
 def interrupt_main_run(then: Callable[[], NoReturn]) -> bool:
@@ -60,9 +82,7 @@ def interrupt_main_run(then: Callable[[], NoReturn]) -> bool:
         return False
     if run.then is None:
         run.then = then
-        if run.loop is not None and run.task is not None:
-            with contextlib.suppress(RuntimeError):  # the loop just closed: then() runs anyway
-                run.loop.call_soon_threadsafe(run.task.cancel)  # also wakes the loop
+        run.cancel()
     return True
 
 
@@ -85,16 +105,9 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
             return _run_on_main_thread(coroutine)
         return asyncio.run(coroutine)
 
-    started = threading.Event()
-    running: dict[str, Any] = {}
-
-    async def tracked() -> T:
-        running["loop"], running["task"] = asyncio.get_running_loop(), asyncio.current_task()
-        started.set()
-        return await coroutine
-
+    run = _Run(coroutine)
     with ThreadPoolExecutor(1, thread_name_prefix="prismatic-usage") as executor:
-        future = executor.submit(asyncio.run, tracked())
+        future = executor.submit(asyncio.run, run.main())
         try:
             # Wake up now and then: a signal delivered to another thread is only
             # acted on when this (main) thread runs Python code again.
@@ -102,9 +115,8 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
                 wait([future], timeout=0.1)
             return future.result()
         except KeyboardInterrupt:
-            if started.wait(timeout=5):
-                with contextlib.suppress(RuntimeError):  # the loop may just have closed
-                    running["loop"].call_soon_threadsafe(running["task"].cancel)
+            if run.began.wait(timeout=5):
+                run.cancel()
             raise  # leaving the executor waits until the cancelled fetch has closed
 
 
@@ -113,15 +125,8 @@ def _run_on_main_thread(coroutine: Coroutine[Any, Any, T]) -> T:
     global _main_run
     if not asyncio.iscoroutine(coroutine):  # as asyncio.run (and so the thread path) says
         raise ValueError(f"a coroutine was expected, got {coroutine!r}")
-    run = _MainRun()
-
-    async def tracked() -> T:
-        run.loop, run.task = asyncio.get_running_loop(), asyncio.current_task()
-        if run.then is not None:  # interrupted before it began
-            raise asyncio.CancelledError
-        return await coroutine
-
-    wrapper = tracked()
+    run = _Run(coroutine)
+    wrapper = run.main()
     outer, _main_run = _main_run, run
     try:
         result = asyncio.run(wrapper)
